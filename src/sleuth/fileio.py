@@ -1,0 +1,53 @@
+"""Atomic writes, digests and output folders: nothing half-written is ever left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sleuth.errors import SleuthError
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_out_dir(path: str | Path, *, force: bool, resume: bool = False) -> Path:
+    """Create ``path``; refuse a non-empty existing folder unless ``force`` or ``resume``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SleuthError(f"output path exists and is not a folder: {path}")
+    if path.is_dir() and any(path.iterdir()) and not (force or resume):
+        raise SleuthError(f"output folder {path} is not empty (use --force to overwrite)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
