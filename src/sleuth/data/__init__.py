@@ -1,0 +1,37 @@
+"""Datasets for sleuth: specs, loaders, splits, fingerprints and input adapters.
+
+A spec names a dataset: ``demo`` (the embedded Fashion-MNIST test split), ``fmnist:DIR``,
+``mnist:DIR``, ``cifar10:ROOT``, ``cifar100:ROOT``, ``svhn:ROOT``, ``stl10:ROOT``,
+``folder:DIR[?size=N]``, ``npz:FILE`` or ``h5:FILE``. Loading gives a part as uint8 (N, C, H, W).
+
+Parts: datasets published with a test split have "train" and "test" (STL-10 also "unlabeled").
+Datasets without one (demo, folder, npz/h5 lacking ``x_test``) get a fixed hold-out: "test" is 20%
+of each class (of all images when unlabelled) drawn with seed 0, "train" the rest, so the parts
+never change between runs or machines. Nothing is cached on disk.
+"""
+
+from sleuth.data.errors import DataError
+from sleuth.data.images import ImageSet, available_parts, fingerprint, load_images
+from sleuth.data.inputs import InputSpec, adapt, input_spec_for, normalise, to_float
+from sleuth.data.loaders import LOADERS, Loader
+from sleuth.data.spec import DataSpec, parse_spec
+from sleuth.data.split import Split, make_split
+
+__all__ = [
+    "LOADERS",
+    "DataError",
+    "DataSpec",
+    "ImageSet",
+    "InputSpec",
+    "Loader",
+    "Split",
+    "adapt",
+    "available_parts",
+    "fingerprint",
+    "input_spec_for",
+    "load_images",
+    "make_split",
+    "normalise",
+    "parse_spec",
+    "to_float",
+]

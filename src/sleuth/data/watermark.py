@@ -1,0 +1,94 @@
+"""The private augmentation behind the watermark: rotation angle intervals, one class each.
+
+000 §5.1 rotates every image into two views, one with an angle in [0°, 180°) (class 0) and one in
+[180°, 360°) (class 1). ``flip`` is the flip-symmetric alternative (upright [-60°, 60°) versus
+upside-down [120°, 240°)), which a thief's horizontal flips cannot confuse: a flip maps an angle
+a to -a, which keeps both of its intervals but swaps the two halves of ``half``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from sleuth.data.augment import rotate
+from sleuth.errors import SleuthError
+
+NAMED_INTERVALS: dict[str, tuple[tuple[float, float], ...]] = {
+    "half": ((0.0, 180.0), (180.0, 360.0)),
+    "flip": ((-60.0, 60.0), (120.0, 240.0)),
+}
+
+
+@dataclass(frozen=True)
+class RotationWatermark:
+    """Disjoint angle intervals [lo, hi) in degrees; a view rotated inside interval k is class k."""
+
+    intervals: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.intervals) < 2:
+            raise SleuthError("a rotation watermark needs at least two angle intervals")
+        for lo, hi in self.intervals:
+            if not lo < hi or hi - lo > 360:
+                raise SleuthError(f"bad rotation interval [{lo}, {hi}): need lo < hi, width <= 360")
+        total = sum(hi - lo for lo, hi in self.intervals)
+        grid = torch.arange(0, 360, 0.5)
+        cover = sum(self._inside(grid, k).int() for k in range(len(self.intervals)))
+        if total > 360 or int(cover.max()) > 1:
+            raise SleuthError(f"rotation intervals overlap (modulo 360°): {self.describe()}")
+
+    @classmethod
+    def parse(cls, text: str) -> RotationWatermark:
+        """``half``, ``flip`` or explicit ``LO:HI,LO:HI[,...]`` in degrees."""
+        if text in NAMED_INTERVALS:
+            return cls(NAMED_INTERVALS[text])
+        try:
+            pairs = tuple(
+                (float(lo), float(hi)) for lo, hi in (part.split(":") for part in text.split(","))
+            )
+        except ValueError:
+            raise SleuthError(
+                f"bad --wm-intervals {text!r}: use half, flip or LO:HI,LO:HI (degrees)"
+            ) from None
+        return cls(pairs)
+
+    @classmethod
+    def from_list(cls, intervals: Sequence[Sequence[float]]) -> RotationWatermark:
+        return cls(tuple((float(lo), float(hi)) for lo, hi in intervals))
+
+    def to_list(self) -> list[list[float]]:
+        return [[lo, hi] for lo, hi in self.intervals]
+
+    def describe(self) -> str:
+        return ", ".join(f"[{lo:g}°, {hi:g}°)" for lo, hi in self.intervals)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.intervals)
+
+    def _inside(self, angle: torch.Tensor, k: int) -> torch.Tensor:
+        lo, hi = self.intervals[k]
+        return torch.remainder(angle - lo, 360.0) < (hi - lo)
+
+    def label(self, angle_deg: torch.Tensor) -> torch.Tensor:
+        """Class of each angle (-1 where an angle lies in no interval)."""
+        out = torch.full(angle_deg.shape, -1, dtype=torch.long, device=angle_deg.device)
+        for k in range(self.n_classes):
+            out[self._inside(angle_deg, k)] = k
+        return out
+
+    def sample_angles(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """An angle drawn uniformly inside the interval of each label."""
+        bounds = torch.tensor(self.intervals, device=labels.device)
+        lo, hi = bounds[labels, 0], bounds[labels, 1]
+        u = torch.rand(labels.shape, generator=gen, device=labels.device)
+        return lo + u * (hi - lo)
+
+    def views(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One rotated view of every image per class (000 §5.1): (views, labels), class-major."""
+        labels = torch.arange(self.n_classes, device=x.device).repeat_interleave(x.shape[0])
+        angles = self.sample_angles(labels, gen)
+        return rotate(x.repeat(self.n_classes, 1, 1, 1), angles), labels
