@@ -1,0 +1,50 @@
+"""Just enough of torch.distributed: the same training code runs alone or under ``torchrun``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job; ``world == 1`` means no process group."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> DistInfo:
+    """Join the process group when launched by ``torchrun`` (nccl on GPU, gloo on CPU)."""
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        dev = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+        return DistInfo(dist.get_rank(), world, dev)
+    dev = torch.device(
+        "cuda" if use_cuda and device == "auto" else device if device != "auto" else "cpu"
+    )
+    return DistInfo(0, 1, dev)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.world > 1:
+        dist.barrier()
+
+
+def teardown(info: DistInfo) -> None:
+    if info.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,1 @@
+"""Signed evidence reports (issue 5: not built yet)."""

@@ -1,0 +1,1 @@
+"""Ownership tests and the verdict (issue 4: not built yet)."""

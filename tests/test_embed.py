@@ -1,0 +1,105 @@
+"""Training: the predictor is optimised, seeds reproduce, and resume continues exactly."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from sleuth.data import input_spec_for, load_images
+from sleuth.embed import EmbedConfig, from_preset, run_embed
+from sleuth.embed.distributed import setup
+from sleuth.embed.trainer import SimCLRModel, train
+from sleuth.errors import SleuthError
+from sleuth.models import Encoder, encoder_config, load_encoder, load_owner_key
+
+
+def _cfg(spec: str, **kw) -> EmbedConfig:
+    base = dict(data=spec, epochs=1, batch_size=16, lr=3e-3, wm_fraction=0.5, rep_dim=16)
+    return EmbedConfig(**{**base, **kw})
+
+
+def _train(spec, **kw):
+    cfg = _cfg(spec, **kw)
+    data = load_images(spec, "train")
+    return cfg, train(cfg, data, input_spec_for(data), setup("cpu"))
+
+
+def test_predictor_and_head_are_optimised(tiny_npz):
+    cfg, out = _train(tiny_npz)
+    data = load_images(tiny_npz, "train")
+    torch.manual_seed(cfg.seed)
+    init = SimCLRModel(Encoder(encoder_config(cfg.arch, input_spec_for(data), 16)), cfg, 2)
+    for part in ("predictor", "head", "encoder"):
+        before = getattr(init, part).state_dict()
+        after = getattr(out.model, part).state_dict()
+        changed = [
+            k
+            for k in before
+            if before[k].is_floating_point() and not torch.equal(before[k], after[k])
+        ]
+        assert changed, f"{part} parameters never changed: not in the optimiser?"
+    assert set(out.state.history[0]) >= {"loss", "contrastive", "wm_loss", "wm_acc"}
+
+
+def test_same_seed_same_encoder_other_seed_differs(tiny_npz):
+    _, a = _train(tiny_npz)
+    _, b = _train(tiny_npz)
+    _, c = _train(tiny_npz, seed=1)
+    sa, sb, sc = (m.model.encoder.state_dict() for m in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_resume_after_interruption_gives_the_same_encoder(tiny_npz, tmp_path):
+    cfg = _cfg(tiny_npz, epochs=3)
+    run_embed(cfg, tmp_path / "straight", device="cpu")
+
+    def kill_in_third_epoch(ev):
+        if ev["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_embed(cfg, tmp_path / "killed", device="cpu", progress=kill_in_third_epoch)
+    assert (tmp_path / "killed" / "checkpoint.pt").exists()
+    assert not (tmp_path / "killed" / "encoder.pt").exists()
+    with pytest.raises(SleuthError, match="other training settings"):
+        run_embed(replace(cfg, lr=1e-2), tmp_path / "killed", device="cpu", resume=True)
+    result = run_embed(cfg, tmp_path / "killed", device="cpu", resume=True)
+    assert result.resumed_from_epoch == 2
+    assert not (tmp_path / "killed" / "checkpoint.pt").exists()
+    a = load_encoder(tmp_path / "straight" / "encoder.pt").state_dict()
+    b = load_encoder(tmp_path / "killed" / "encoder.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_no_watermark_reference_has_no_predictor(tiny_npz, tmp_path):
+    result = run_embed(_cfg(tiny_npz, watermark=False), tmp_path / "ref", device="cpu")
+    key = load_owner_key(tmp_path / "ref" / "owner-key.pt")
+    assert key.predictor is None and key.watermark is None
+    assert "watermark_accuracy" not in result.metrics
+    with pytest.raises(SleuthError, match="no watermark"):
+        key.augmentation_predictor()
+
+
+def test_owner_key_records_the_split_and_the_data(tiny_npz, tmp_path):
+    run_embed(_cfg(tiny_npz, wm_intervals="flip"), tmp_path / "v", device="cpu")
+    key = load_owner_key(tmp_path / "v" / "owner-key.pt")
+    private, public = set(key.split["private"]), set(key.split["public"])
+    assert not private & public
+    assert len(private) + len(public) == len(load_images(tiny_npz, "train"))
+    assert key.split["data_spec"] == tiny_npz and len(key.split["fingerprint"]) == 64
+    assert key.watermark == {"kind": "rotation", "intervals": [[-60.0, 60.0], [120.0, 240.0]]}
+
+
+def test_presets_and_invalid_settings():
+    assert from_preset("paper").arch == "resnet18"
+    assert from_preset("demo", epochs=2).epochs == 2
+    with pytest.raises(SleuthError, match="preset"):
+        from_preset("huge")
+    with pytest.raises(SleuthError, match="batch_size"):
+        EmbedConfig(batch_size=1)
+
+
+def test_too_little_data_for_one_batch_is_a_clear_error(tiny_npz, tmp_path):
+    with pytest.raises(SleuthError, match="fewer than one batch"):
+        run_embed(_cfg(tiny_npz, batch_size=512), tmp_path / "x", device="cpu")
