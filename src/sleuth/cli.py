@@ -1,0 +1,305 @@
+"""The ``sleuth`` command line: parse options, call the library, print results.
+
+Results go to stdout, progress and logs to stderr. A user error (``SleuthError``) prints one line
+and exits with code 2; nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sleuth import __version__
+from sleuth.errors import SleuthError
+
+app = typer.Typer(
+    name="sleuth",
+    help="Forensics for stolen self-supervised encoders: watermark, steal, verify, report.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a ``SleuthError`` into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SleuthError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"sleuth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Forensics for stolen self-supervised encoders."""
+
+
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        help="Dataset spec: demo | fmnist:DIR | mnist:DIR | cifar10:ROOT | cifar100:ROOT | "
+        "svhn:ROOT | stl10:ROOT | folder:DIR[?size=N] | npz:FILE | h5:FILE.",
+    ),
+]
+
+
+class EmbedProgress:
+    """A rich progress bar over all training steps, on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  wm-acc {task.fields[wm]:.2f}"),
+            TextColumn("{task.fields[ips]:.0f} img/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not enabled,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> EmbedProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        total = ev["epochs"] * ev["steps"]
+        done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+        fields = {
+            "epoch": f"{ev['epoch']}/{ev['epochs']}",
+            "loss": ev["loss"],
+            "wm": ev["wm_acc"],
+            "ips": ev["images_per_s"],
+        }
+        if self.task is None:
+            self.task = self.bar.add_task("embed", total=total, **fields)
+        self.bar.update(self.task, completed=done, **fields)
+
+
+@app.command()
+@user_errors
+def embed(
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Output folder for encoder.pt, owner-key.pt, manifest.json."),
+    ],
+    data: DataOpt = "demo",
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Recipe to start from: demo (CPU, minutes) or paper (ResNet18, 200 epochs). Explicit options override it. Default: the demo recipe."
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Architecture (see `sleuth archs`). Default: from the preset, smallresnet."
+        ),
+    ] = None,
+    rep_dim: Annotated[
+        int | None,
+        typer.Option(help="Representation size. Default: the architecture's native width."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Training epochs. Default: 30 (demo), 200 (paper).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Global batch size (split over DDP ranks). Default: 256.")
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Adam learning rate, cosine-annealed to 0. Default: 1e-3 (demo), 3e-4 (paper)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed for initialisation, split, data order and augmentations.")
+    ] = 0,
+    no_watermark: Annotated[
+        bool,
+        typer.Option(
+            "--no-watermark",
+            help="Train an independent reference encoder with the same recipe, without the watermark.",
+        ),
+    ] = False,
+    wm_weight: Annotated[
+        float | None, typer.Option(help="Weight of the watermark loss. Default: 1.0.")
+    ] = None,
+    wm_intervals: Annotated[
+        str | None,
+        typer.Option(
+            help="Private rotation intervals: half ([0,180) vs [180,360), the paper's), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees. Default: half."
+        ),
+    ] = None,
+    wm_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Watermark sub-batch as a fraction of the batch (the watermark's cost). Default: 0.125."
+        ),
+    ] = None,
+    public_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the data held out as the public part (not trained on). Default: 0.5."
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
+    ] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the checkpoint in --out (same options).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Train a SimCLR encoder with the rotation watermark (or, with --no-watermark, a reference)."""
+    from sleuth.embed import from_preset, run_embed
+
+    cfg = from_preset(
+        preset,
+        data=data,
+        arch=arch,
+        rep_dim=rep_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        watermark=not no_watermark,
+        wm_weight=wm_weight,
+        wm_intervals=wm_intervals,
+        wm_fraction=wm_fraction,
+        public_fraction=public_fraction,
+    )
+    with EmbedProgress(enabled=not (quiet or as_json)) as progress:
+        result = run_embed(
+            cfg, out_dir, force=force, resume=resume, device=device, progress=progress
+        )
+    if result is None:  # a non-main DDP rank: rank 0 reports
+        return
+    summary = {
+        "out": str(result.out_dir),
+        "watermark_accuracy": result.metrics.get("watermark_accuracy"),
+        "final_loss": result.metrics["final"]["loss"],
+        "train_seconds": result.timings["train"],
+        "train_images_per_s": result.metrics["train_images_per_s"],
+        "resumed_from_epoch": result.resumed_from_epoch,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    table = Table(title="sleuth embed", show_header=False)
+    for k, v in summary.items():
+        table.add_row(k, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    encoder: Annotated[Path, typer.Argument(help="Encoder file (.pt or .safetensors).")],
+    task: Annotated[
+        str,
+        typer.Option(
+            help="Labelled dataset spec whose train part fits the probe and test part scores it."
+        ),
+    ] = "demo",
+    arch: Annotated[
+        str | None,
+        typer.Option(help="Architecture of a bare state dict (ignored for sleuth files)."),
+    ] = None,
+    download: Annotated[
+        bool,
+        typer.Option("--download", help="Let torchvision download the task's dataset if missing."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Linear-probe accuracy of a frozen encoder (how TA and SA are measured)."""
+    from sleuth.models import load_encoder
+    from sleuth.models.probe import linear_probe
+
+    with err.status(f"linear probe on {task}") if not as_json else nullcontext():
+        result = linear_probe(load_encoder(encoder, arch=arch), task, download=download)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    out.print(
+        f"linear-probe accuracy on {result.task}: [bold]{result.accuracy:.4f}[/] "
+        f"(train {result.train_accuracy:.4f}; {result.n_train} train / {result.n_test} test images, "
+        f"{result.rep_dim}-d representations)"
+    )
+
+
+@app.command()
+@user_errors
+def convert(
+    source: Annotated[
+        Path, typer.Argument(help="Encoder file to read (.pt, .safetensors or a bare state dict).")
+    ],
+    target: Annotated[
+        Path, typer.Argument(help="File to write; .safetensors or .pt by its suffix.")
+    ],
+    arch: Annotated[str | None, typer.Option(help="Architecture of a bare state dict.")] = None,
+    input_size: Annotated[
+        int, typer.Option(help="Input side in pixels for a bare state dict.")
+    ] = 32,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing target.")] = False,
+) -> None:
+    """Convert an encoder between .pt and .safetensors (metadata kept), or wrap a bare state dict."""
+    from sleuth.models import load_encoder, save_encoder
+
+    if target.suffix not in (".pt", ".safetensors"):
+        raise SleuthError(f"target must end in .pt or .safetensors: {target}")
+    if target.exists() and not force:
+        raise SleuthError(f"{target} exists (use --force to overwrite)")
+    save_encoder(load_encoder(source, arch=arch, input_size=input_size), target)
+    out.print(f"wrote {target}")
+
+
+@app.command()
+@user_errors
+def archs() -> None:
+    """List the registered architectures."""
+    from sleuth.models import ARCHITECTURES, DEFAULT_ARCH
+
+    table = Table("name", "description")
+    for name, a in ARCHITECTURES.items():
+        table.add_row(name + (" (default)" if name == DEFAULT_ARCH else ""), a.description)
+    out.print(table)

@@ -1,0 +1,141 @@
+"""The CLI through CliRunner, and ``python -m sleuth`` and ``torchrun`` as users run them."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sleuth.cli import app
+from sleuth.fileio import sha256_file
+from sleuth.models import load_encoder
+
+runner = CliRunner()
+TINY = ["--epochs", "1", "--batch-size", "16", "--rep-dim", "16", "--device", "cpu", "--quiet"]
+
+
+def _embed(spec: str, out: Path, *extra: str):
+    return runner.invoke(app, ["embed", "--data", spec, "--out", str(out), *TINY, *extra])
+
+
+def test_embed_writes_artifacts_with_a_true_manifest(tiny_npz, tmp_path):
+    res = _embed(tiny_npz, tmp_path / "v")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    for name in ("encoder.pt", "owner-key.pt"):
+        assert manifest["files"][name]["sha256"] == sha256_file(tmp_path / "v" / name)
+    assert manifest["seed"] == 0 and manifest["environment"]["torch"] == torch.__version__
+    assert 0 <= manifest["metrics"]["watermark_accuracy"] <= 1
+    assert manifest["details"]["config"]["data"] == tiny_npz
+
+
+def test_bad_data_is_one_line_exit_2_and_leaves_nothing(tmp_path):
+    for spec in ("nosuchkind:x", f"npz:{tmp_path / 'missing.npz'}"):
+        res = _embed(spec, tmp_path / "out")
+        assert res.exit_code == 2
+        assert res.output.strip().count("\n") == 0 and "error" in res.output
+        assert "Traceback" not in res.output
+        assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_needs_force(tiny_npz, tmp_path):
+    out = tmp_path / "v"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    res = _embed(tiny_npz, out)
+    assert res.exit_code == 2 and "--force" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert _embed(tiny_npz, out, "--force").exit_code == 0
+
+
+def test_bad_intervals_and_arch_are_refused_before_training(tiny_npz, tmp_path):
+    for extra in (["--wm-intervals", "0:10"], ["--arch", "vgg"]):
+        res = _embed(tiny_npz, tmp_path / "o", *extra)
+        assert res.exit_code == 2, res.output
+        assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_and_convert(tiny_npz, tmp_path):
+    assert _embed(tiny_npz, tmp_path / "v").exit_code == 0
+    enc = tmp_path / "v" / "encoder.pt"
+    res = runner.invoke(app, ["evaluate", str(enc), "--task", tiny_npz, "--json"])
+    assert res.exit_code == 0, res.output
+    probe = json.loads(res.stdout)
+    assert 0 <= probe["accuracy"] <= 1 and probe["n_train"] + probe["n_test"] == 96
+    st = tmp_path / "e.safetensors"
+    assert runner.invoke(app, ["convert", str(enc), str(st)]).exit_code == 0
+    res2 = runner.invoke(app, ["evaluate", str(st), "--task", tiny_npz, "--json"])
+    assert json.loads(res2.stdout)["accuracy"] == probe["accuracy"]
+    assert runner.invoke(app, ["convert", str(enc), str(st)]).exit_code == 2  # exists, no --force
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(enc)(x), load_encoder(st)(x))
+
+
+def test_evaluate_refuses_hostile_and_unlabelled_inputs(tmp_path, tiny_npz):
+    evil = tmp_path / "evil.pt"
+    torch.save({"x": subprocess.Popen}, evil)  # a global the weights-only unpickler must refuse
+    res = runner.invoke(app, ["evaluate", str(evil), "--task", tiny_npz])
+    assert res.exit_code == 2 and "refused" in res.output
+
+
+def test_help_documents_every_embed_option():
+    res = runner.invoke(app, ["embed", "--help"])
+    assert res.exit_code == 0
+    for opt in (
+        "--data",
+        "--arch",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--no-watermark",
+        "--wm-weight",
+        "--wm-intervals",
+        "--resume",
+        "--preset",
+        "--force",
+        "--quiet",
+    ):
+        assert opt in res.output
+
+
+def test_python_dash_m_sleuth_runs():
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "--version"], capture_output=True, text=True
+    )
+    assert res.returncode == 0 and res.stdout.startswith("sleuth ")
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tiny_npz, tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert torchrun, "torchrun is installed with torch"
+    out = tmp_path / "ddp"
+    cmd = [
+        torchrun,
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29531",
+        "-m",
+        "sleuth",
+        "embed",
+        "--data",
+        tiny_npz,
+        "--out",
+        str(out),
+        *TINY,
+    ]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["details"]["world_size"] == 2
+    assert load_encoder(out / "encoder.pt").rep_dim == 16
