@@ -98,6 +98,7 @@ def test_help_documents_every_embed_option():
         "--wm-weight",
         "--wm-intervals",
         "--resume",
+        "--download",
         "--preset",
         "--force",
         "--quiet",
@@ -139,3 +140,10 @@ def test_torchrun_two_cpu_processes(tiny_npz, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["details"]["world_size"] == 2
     assert load_encoder(out / "encoder.pt").rep_dim == 16
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    root = Path(__file__).resolve().parents[1]
+    ci_lines = (root / ".ci" / "run").read_text().splitlines()
+    test_cmd = next(line for line in ci_lines if "pytest" in line)
+    assert test_cmd in (root / "README.md").read_text().splitlines()

@@ -179,6 +179,13 @@ def embed(
     device: Annotated[
         str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
     ] = "auto",
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download",
+            help="Let torchvision download cifar10/cifar100/svhn/stl10 into ROOT if missing.",
+        ),
+    ] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the checkpoint in --out (same options).")
     ] = False,
@@ -210,7 +217,13 @@ def embed(
     )
     with EmbedProgress(enabled=not (quiet or as_json)) as progress:
         result = run_embed(
-            cfg, out_dir, force=force, resume=resume, device=device, progress=progress
+            cfg,
+            out_dir,
+            force=force,
+            resume=resume,
+            device=device,
+            download=download,
+            progress=progress,
         )
     if result is None:  # a non-main DDP rank: rank 0 reports
         return
@@ -225,7 +238,199 @@ def embed(
     if as_json:
         out.print_json(json.dumps(summary))
         return
-    table = Table(title="sleuth embed", show_header=False)
+    _print_summary("sleuth embed", summary)
+
+
+class StageProgress:
+    """One rich progress bar per stage (query, head, train) of an attack, on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description:>6}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not enabled,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> StageProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        stage = ev["stage"]
+        if stage == "query":
+            total, done, info = ev["total"], ev["done"], f"{ev['done']} queries"
+        else:
+            total = ev["epochs"] * ev["steps"]
+            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+            info = f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4f}"
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total, info=info)
+        self.bar.update(self.tasks[stage], completed=done, info=info)
+
+
+@app.command()
+@user_errors
+def steal(
+    victim: Annotated[
+        str,
+        typer.Option(
+            help="The victim: an encoder file, an artifact folder (encoder.pt, owner-key.pt), an http(s):// API, or precomputed answers (.h5)."
+        ),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Output folder for the stolen encoder.pt and manifest.json."),
+    ],
+    queries: Annotated[
+        int,
+        typer.Option(
+            help="Query budget: every image sent to the victim counts, augmented views included."
+        ),
+    ] = 2000,
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="Loss: mse, l1, cosine, infonce, softnn, wasserstein, barlow, supcon (needs labels), symmetrized."
+        ),
+    ] = "mse",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="direct (000 Alg. 1), stolenencoder (002 Eq. 7), recreate-head (000 Alg. 2) or access-head (the victim returns projections)."
+        ),
+    ] = "direct",
+    data: DataOpt = "demo",
+    part: Annotated[
+        str,
+        typer.Option(
+            help="Which part of --data to query with: train, test (or unlabeled for stl10)."
+        ),
+    ] = "train",
+    public_split: Annotated[
+        bool,
+        typer.Option(
+            "--public-split",
+            help="Query only with the victim owner's public (held-out) part of --data; needs owner-key.pt beside the victim.",
+        ),
+    ] = False,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Attacker's architecture. Default: the victim's when it is a local file, else smallresnet."
+        ),
+    ] = None,
+    rep_dim: Annotated[
+        int | None,
+        typer.Option(
+            help="Representation size for access-head against a remote victim. Default: the victim's."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(help="Training epochs over the stored answers (training costs no queries)."),
+    ] = 60,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate, cosine-annealed to 0.")] = 1e-3,
+    lam: Annotated[
+        float, typer.Option("--lambda", help="StolenEncoder's λ, the weight of the augmented term.")
+    ] = 20.0,
+    distance: Annotated[str, typer.Option(help="StolenEncoder's distance d: l2 or cosine.")] = "l2",
+    head_epochs: Annotated[
+        int, typer.Option(help="recreate-head: epochs to recreate the victim's projection head.")
+    ] = 30,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed for the choice of queries, augmentations, initialisation and defences."
+        ),
+    ] = 0,
+    defence: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defence",
+            help="Victim-side output defence, repeatable, applied in order: noise:sigma=S[,mean=M], topk:k=K, round:decimals=M, poison:eps=E,norm=l2|linf,surrogate=PATH[,lam=L,steps=N], similar:metric=cosine|l2,threshold=T[,sigma=S,mean=M,history=H,mode=replace|add]. Local victims only.",
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="HDF5 file caching the victim's answers: a re-run reads it instead of querying again."
+        ),
+    ] = None,
+    eval_task: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            help="Labelled dataset spec: print TA (victim), SA (stolen) and SA/TA with the linear probe of `sleuth evaluate`.",
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
+    ] = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Steal a victim encoder within a strict query budget (the attacks of papers 000 and 002)."""
+    from sleuth.steal import StealConfig, run_steal
+
+    cfg = StealConfig(
+        method=method,
+        loss=loss,
+        queries=queries,
+        data=data,
+        part=part,
+        public_split=public_split,
+        arch=arch,
+        rep_dim=rep_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lam=lam,
+        distance=distance,
+        head_epochs=head_epochs,
+        seed=seed,
+    )
+    with StageProgress(enabled=not (quiet or as_json)) as progress:
+        result = run_steal(
+            cfg,
+            victim,
+            out_dir,
+            defences=defence or [],
+            cache=cache,
+            eval_task=eval_task,
+            force=force,
+            device=device,
+            progress=progress,
+        )
+    summary = {
+        "out": str(result.out_dir),
+        "queries_used": result.queries_used,
+        "queries_sent": result.queries_sent,
+        "cache_hits": result.cache_hits,
+        "seconds": result.timings["total"],
+        **{k: result.metrics[k] for k in ("TA", "SA", "SA/TA") if k in result.metrics},
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    _print_summary("sleuth steal", summary)
+
+
+def _print_summary(title: str, summary: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False)
     for k, v in summary.items():
         table.add_row(k, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     out.print(table)

@@ -42,12 +42,18 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def prepare_out_dir(path: str | Path, *, force: bool, resume: bool = False) -> Path:
-    """Create ``path``; refuse a non-empty existing folder unless ``force`` or ``resume``."""
+def check_out_dir(path: str | Path, *, force: bool, resume: bool = False) -> Path:
+    """Refuse a non-empty existing folder unless ``force`` or ``resume``; create nothing yet."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SleuthError(f"output path exists and is not a folder: {path}")
     if path.is_dir() and any(path.iterdir()) and not (force or resume):
         raise SleuthError(f"output folder {path} is not empty (use --force to overwrite)")
+    return path
+
+
+def prepare_out_dir(path: str | Path, *, force: bool, resume: bool = False) -> Path:
+    """``check_out_dir``, then create the folder."""
+    path = check_out_dir(path, force=force, resume=resume)
     path.mkdir(parents=True, exist_ok=True)
     return path

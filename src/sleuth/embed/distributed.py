@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sleuth.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -24,7 +26,8 @@ class DistInfo:
 
 def setup(device: str = "auto") -> DistInfo:
     """Join the process group when launched by ``torchrun`` (nccl on GPU, gloo on CPU)."""
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    single = resolve_device(device)
+    use_cuda = single.type == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
