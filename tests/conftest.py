@@ -25,3 +25,9 @@ def tiny_npz(tmp_path: Path) -> str:
     path = tmp_path / "tiny.npz"
     np.savez(path, x=x, y=y)
     return f"npz:{path}"
+
+
+@pytest.fixture(scope="session")
+def make_images():
+    """The synthetic image generator, for tests that build their own files."""
+    return synthetic_images

@@ -1,1 +1,7 @@
-"""Encoder extraction attacks and victim-side output defences (issue 3: not built yet)."""
+"""Encoder extraction: victim oracles with a strict query budget, the papers' losses and attacks,
+and victim-side output defences."""
+
+from sleuth.steal.config import StealConfig
+from sleuth.steal.run import StealResult, run_steal
+
+__all__ = ["StealConfig", "StealResult", "run_steal"]

@@ -1,0 +1,50 @@
+"""The settings of one stealing run (``sleuth steal``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sleuth.errors import SleuthError
+
+DISTANCES = ("l2", "cosine")
+
+
+@dataclass(frozen=True)
+class StealConfig:
+    """Defaults are the CPU preset: 002 §V-A2's λ = 20, lr 1e-3, batch 64, with fewer epochs."""
+
+    method: str = "direct"
+    loss: str = "mse"
+    queries: int = 2000
+    data: str = "demo"
+    part: str = "train"
+    public_split: bool = False
+    arch: str | None = None  # None: the victim's architecture when known, else the default
+    rep_dim: int | None = None  # access-head only, when the victim's size is unknown
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    lam: float = 20.0  # StolenEncoder's λ
+    distance: str = "l2"  # StolenEncoder's d
+    head_epochs: int = 30  # recreate-head: epochs to recreate the victim's head first
+
+    def __post_init__(self) -> None:
+        checks = {
+            "queries": self.queries >= 2,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 2,
+            "lr": self.lr > 0,
+            "lam": self.lam >= 0,
+            "distance": self.distance in DISTANCES,
+            "head_epochs": self.head_epochs >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise SleuthError(f"invalid steal settings: {values}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,153 @@
+"""``sleuth steal`` end to end: open the victim, pick the queries, attack, evaluate, write."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sleuth.data import fingerprint, input_spec_for, load_images, to_float
+from sleuth.device import resolve_device
+from sleuth.errors import SleuthError
+from sleuth.fileio import check_out_dir
+from sleuth.manifest import write_manifest
+from sleuth.models import DEFAULT_ARCH, Encoder, encoder_config, load_owner_key, save_encoder
+from sleuth.models.probe import linear_probe
+from sleuth.steal.answers import AnswerStore
+from sleuth.steal.attacks import METHODS, AttackContext, Progress, images_needed
+from sleuth.steal.config import StealConfig
+from sleuth.steal.defences import parse_defence
+from sleuth.steal.losses import get_loss
+from sleuth.steal.oracle import MeteredOracle, open_victim
+
+ENCODER_NAME = "encoder.pt"
+
+
+@dataclass(frozen=True)
+class StealResult:
+    """The stolen encoder, what it cost and, when asked, how useful it is."""
+
+    out_dir: Path
+    queries_used: int
+    queries_sent: int
+    cache_hits: int
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+
+
+def _surrogate(cfg: StealConfig, victim: str):
+    """The attacker's data, restricted to the victim's public split when asked."""
+    data = load_images(cfg.data, cfg.part)
+    if not cfg.public_split:
+        return data
+    path = Path(victim)
+    key_file = path / "owner-key.pt" if path.is_dir() else path.with_name("owner-key.pt")
+    if not key_file.exists():
+        raise SleuthError(f"--public-split needs the victim's owner key beside it: {key_file}")
+    split = load_owner_key(key_file).split
+    if split["fingerprint"] != fingerprint(data):
+        raise SleuthError(
+            f"--data {cfg.data} ({cfg.part}) is not the data the victim's split was drawn from "
+            f"({split['data_spec']}, {split['part']})"
+        )
+    return data.subset(split["public"])
+
+
+def run_steal(
+    cfg: StealConfig,
+    victim: str,
+    out_dir: str | Path,
+    *,
+    defences: Sequence[str] = (),
+    cache: str | Path | None = None,
+    eval_task: str | None = None,
+    force: bool = False,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> StealResult:
+    """Steal ``victim`` into ``out_dir``/encoder.pt with a manifest of what it took."""
+    start = time.perf_counter()
+    if cfg.method not in METHODS:
+        raise SleuthError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
+    loss = get_loss(cfg.loss)
+    parsed = [parse_defence(spec) for spec in defences]
+    opened = open_victim(
+        victim, defences=parsed, access_head=cfg.method == "access-head", seed=cfg.seed
+    )
+    data = _surrogate(cfg, victim)
+    if loss.needs_labels and data.labels is None:
+        raise SleuthError(f"--loss {cfg.loss} needs labelled query data; {cfg.data} has none")
+    store = None
+    if cache is not None:
+        store = (
+            AnswerStore.read(cache, victim=opened.oracle.digest)
+            if Path(cache).exists()
+            else AnswerStore(opened.oracle.digest)
+        )
+    meter = MeteredOracle(opened.oracle, cfg.queries, store)
+    rep_dim = meter.rep_dim
+    if cfg.method == "access-head":
+        rep_dim = opened.encoder.rep_dim if opened.encoder is not None else cfg.rep_dim
+        if rep_dim is None:
+            raise SleuthError("--method access-head on a remote victim needs --rep-dim")
+    arch = cfg.arch or (opened.encoder.config.arch if opened.encoder else DEFAULT_ARCH)
+    out_dir = check_out_dir(out_dir, force=force)
+
+    dev = resolve_device(device)
+    torch.manual_seed(cfg.seed)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
+    chosen = order[: images_needed(cfg)]
+    attacker = Encoder(encoder_config(arch, input_spec_for(data), rep_dim)).to(dev).train()
+    ctx = AttackContext(
+        cfg=cfg,
+        victim=meter,
+        images=to_float(data.images[chosen]),
+        labels=None if data.labels is None else data.labels[chosen],
+        attacker=attacker,
+        device=dev,
+        gen=torch.Generator(device=dev).manual_seed(cfg.seed + 1),
+        progress=progress,
+    )
+    history = METHODS[cfg.method](ctx)
+    attacker = attacker.cpu().eval()
+    train_s = time.perf_counter() - start
+    metrics: dict[str, Any] = {"loss_history": history}
+    if eval_task is not None:
+        sa = linear_probe(attacker, eval_task)
+        metrics["SA"] = sa.accuracy
+        if opened.encoder is not None:
+            ta = linear_probe(opened.encoder, eval_task)
+            metrics["TA"] = ta.accuracy
+            metrics["SA/TA"] = sa.accuracy / ta.accuracy if ta.accuracy else None
+    save_encoder(attacker, out_dir / ENCODER_NAME)
+    if store is not None:
+        store.write(cache)
+    timings = {"steal": train_s, "total": time.perf_counter() - start}
+    write_manifest(
+        out_dir,
+        [ENCODER_NAME],
+        kind="steal",
+        seed=cfg.seed,
+        timings=timings,
+        metrics=metrics,
+        details={
+            "config": cfg.to_dict(),
+            "victim": victim,
+            "victim_digest": opened.oracle.digest,
+            "queries_budget": cfg.queries,
+            "queries_used": meter.used,
+            "queries_sent": meter.sent,
+            "cache_hits": meter.cache_hits,
+            "surrogate_images": len(chosen),
+            "surrogate_fingerprint": fingerprint(data),
+            "defences": [d.describe() for d in parsed],
+            "encoder": attacker.config.to_dict(),
+            "eval_task": eval_task,
+            "device": str(dev),
+        },
+    )
+    return StealResult(out_dir, meter.used, meter.sent, meter.cache_hits, metrics, timings)
