@@ -17,7 +17,7 @@ from sleuth.embed import EmbedConfig, run_embed
 from sleuth.errors import SleuthError
 from sleuth.models import load_encoder
 from sleuth.steal import StealConfig, run_steal
-from sleuth.steal.answers import AnswerStore, query_keys
+from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.steal.oracle import (
     BudgetExceeded,
     HTTPOracle,

@@ -32,7 +32,7 @@ from sleuth.data import to_float
 from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key
-from sleuth.steal.answers import AnswerStore, query_keys
+from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.steal.defences import Defence, apply_defences
 
 

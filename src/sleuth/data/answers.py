@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import torch
 
-from sleuth.data import to_float
+from sleuth.data.inputs import to_float
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
 
