@@ -1,0 +1,447 @@
+"""sleuth.verify.stats: known answers, p-values calibrated under the null, and refusals.
+
+Null simulations use seeded generators and small samples; a test's rejection rate at α = 0.05 must
+stay below α + 3·sqrt(α(1 − α)/draws) (and, where the test is exact, not far below its exact size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from sleuth.verify import stats
+
+ALPHA = 0.05
+
+
+def upper_bound(draws: int) -> float:
+    return ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / draws)
+
+
+def rate(p_values) -> float:
+    return float(np.mean(np.asarray(p_values) <= ALPHA))
+
+
+def orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(d, d)))
+    return q * np.sign(np.diag(r))
+
+
+# --- null simulations (also imported to report the measured rates) -----------------------------
+
+
+def null_watermark(chance: float, draws: int = 500, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    res = [stats.watermark_tests(rng.random(n) < chance, chance) for _ in range(draws)]
+    return np.array([r[0].p_value for r in res]), np.array([r[1].p_value for r in res])
+
+
+def null_di_loss(draws: int = 500) -> np.ndarray:
+    rng = np.random.default_rng(12)
+    # Same skewed loss distribution for private and public, unequal group sizes.
+    return np.array(
+        [
+            stats.dataset_inference_loss(rng.gamma(2.0, 1.0, 30), rng.gamma(2.0, 1.0, 45)).p_value
+            for _ in range(draws)
+        ]
+    )
+
+
+def null_di_gmm(draws: int = 300) -> np.ndarray:
+    rng = np.random.default_rng(13)
+    centres = np.array([[0.0, 0.0, 0.0], [3.0, 1.0, -2.0]])
+
+    def rows(m: int) -> np.ndarray:
+        return centres[rng.integers(0, 2, m)] + rng.normal(size=(m, 3))
+
+    return np.array(
+        [
+            stats.dataset_inference_gmm(rows(80), rows(60), n_components=2, seed=i).p_value
+            for i in range(draws)
+        ]
+    )
+
+
+def null_distance(direction: int, draws: int = 500, n: int = 30) -> np.ndarray:
+    rng = np.random.default_rng(14 + direction)
+    out = []
+    for _ in range(draws):
+        image = rng.gamma(3.0, 1.0, n)  # per-image difficulty, shared by every model
+        suspect = image + rng.normal(0, 0.5, n)
+        refs = [image + rng.normal(0, 0.5, n) for _ in range(4)]
+        out.append(
+            stats.distance_test(suspect, refs, name="d", direction=direction, what="x").p_value
+        )
+    return np.array(out)
+
+
+def null_noise(draws: int = 500, n: int = 30) -> np.ndarray:
+    rng = np.random.default_rng(15)
+    out = []
+    for _ in range(draws):
+        point = rng.normal(-3, 0.5, n)  # per-point sensitivity shared by both models
+        victim = np.exp(point + rng.normal(0, 0.3, n))
+        suspect = np.exp(point + rng.normal(0, 0.3, n))
+        out.append(stats.noise_sensitivity(victim, suspect).p_value)
+    return np.array(out)
+
+
+def null_calibrate(direction: int, k: int = 5, draws: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(16 + direction)
+    scores = rng.normal(0.7, 0.05, size=(draws, k + 1))
+    res = np.array([stats.calibrate(s[0], s[1:], direction) for s in scores])
+    return res[:, 0], res[:, 1]
+
+
+# --- watermark -----------------------------------------------------------------------------------
+
+
+def test_watermark_known_answers():
+    rng = np.random.default_rng(0)
+    correct = np.zeros(200, bool)
+    correct[rng.choice(200, 180, replace=False)] = True  # 90% of 200
+    binom, ttest = stats.watermark_tests(correct, 0.5)
+    assert (binom.name, ttest.name) == ("watermark-binomial", "watermark-ttest")
+    assert binom.family == ttest.family == "watermark"
+    assert binom.p_value < 1e-10 and ttest.p_value < 1e-10
+    assert binom.score == pytest.approx(0.9) and binom.effect == pytest.approx(0.4)
+    assert binom.direction == 1 and binom.valid and binom.n == 200
+    assert binom.samples["correct"].sum() == 180
+
+    half = np.arange(200) % 2 == 0  # exactly chance
+    assert all(r.p_value > 0.4 for r in stats.watermark_tests(half, 0.5))
+
+
+def test_watermark_binomial_by_hand_and_ttest_formula():
+    correct = np.array([1] * 8 + [0] * 2, bool)
+    binom, ttest = stats.watermark_tests(correct, 0.5)
+    # P(X >= 8 | n=10, p=1/2) = (C(10,8) + C(10,9) + C(10,10)) / 2^10 = 56/1024
+    assert binom.p_value == pytest.approx(56 / 1024)
+    assert binom.statistic == 8
+    # t = (0.8 - 0.5) / (s / sqrt(10)) with s the sample sd of eight ones and two zeros
+    s = math.sqrt((8 * 0.2**2 + 2 * 0.8**2) / 9)
+    assert ttest.statistic == pytest.approx(0.3 / (s / math.sqrt(10)))
+    assert ttest.p_value == pytest.approx(st.t.sf(ttest.statistic, 9))
+    # below chance is evidence of nothing
+    assert stats.watermark_tests(~correct, 0.5)[0].p_value > 0.9
+
+
+def test_watermark_invalid():
+    few = stats.watermark_tests(np.ones(9, bool), 0.5)
+    assert len(few) == 2 and not any(r.valid for r in few) and all(r.p_value == 1 for r in few)
+    for chance in (0.0, 1.0, 1.5):
+        assert not any(r.valid for r in stats.watermark_tests(np.ones(50, bool), chance))
+    binom, ttest = stats.watermark_tests(np.ones(50, bool), 0.25)  # all correct
+    assert binom.valid and binom.p_value == pytest.approx(0.25**50)
+    assert not ttest.valid and "zero variance" in ttest.note
+    with pytest.raises(ValueError):
+        stats.watermark_tests(np.full(20, 2), 0.5)
+
+
+@pytest.mark.parametrize("chance", [0.5, 0.25])
+def test_watermark_null_calibrated(chance):
+    p_binom, p_t = null_watermark(chance)
+    draws, n = len(p_binom), 60
+    assert rate(p_binom) <= upper_bound(draws)
+    assert rate(p_t) <= upper_bound(draws)
+    # the binomial test is exact: its rejection rate matches its exact (discrete) size
+    ks = np.arange(n + 1)
+    size = st.binom.pmf(ks, n, chance)[st.binom.sf(ks - 1, n, chance) <= ALPHA].sum()
+    assert 0.02 < size <= ALPHA  # discreteness: 0.030 at chance 0.25, 0.046 at 0.5
+    assert rate(p_binom) >= size - 3 * math.sqrt(size * (1 - size) / draws)
+
+
+# --- dataset inference ---------------------------------------------------------------------------
+
+
+def test_di_loss_direction_welch_and_effect():
+    rng = np.random.default_rng(1)
+    private, public = rng.normal(1.0, 0.5, 40), rng.normal(1.5, 1.0, 60)
+    r = stats.dataset_inference_loss(private, public)
+    assert r.name == "di-head-loss" and r.family == "dataset-inference" and r.valid
+    assert r.p_value < 0.01 and r.direction == 1
+    assert r.effect == pytest.approx(public.mean() - private.mean()) and r.score == r.effect
+    welch = r.effect / math.sqrt(private.var(ddof=1) / 40 + public.var(ddof=1) / 60)
+    assert r.statistic == pytest.approx(welch)  # unequal variances, not the pooled t
+    assert r.n == 48  # per-group size with the same standard error: 2 / (1/40 + 1/60)
+    assert "Cohen's d" in r.note
+    reverse = stats.dataset_inference_loss(public, private)  # wrong way round: no evidence
+    assert reverse.p_value == pytest.approx(1 - r.p_value) and reverse.effect < 0
+
+
+def test_di_loss_invalid():
+    assert not stats.dataset_inference_loss(np.ones(9), np.ones(30)).valid
+    assert not stats.dataset_inference_loss(np.ones(30), np.ones(30)).valid
+    assert not stats.dataset_inference_loss(np.r_[np.nan, np.ones(29)], np.ones(30)).valid
+
+
+def test_di_loss_null_calibrated():
+    p = null_di_loss()
+    assert rate(p) <= upper_bound(len(p))
+    assert rate(p) > 0.01  # not absurdly conservative
+
+
+def test_di_gmm_known_answers():
+    rng = np.random.default_rng(2)
+    private = rng.normal(size=(200, 8))
+    r = stats.dataset_inference_gmm(private, rng.normal(size=(150, 8)) + 1.0, seed=3)
+    assert r.name == "di-gmm" and r.valid and r.p_value < 1e-6 and r.effect > 0
+    assert r.n == 100 and len(r.samples["private_loglik"]) == len(r.samples["public_loglik"])
+    same = stats.dataset_inference_gmm(private, rng.normal(size=(150, 8)), seed=3)
+    assert same.valid and same.p_value > 0.05
+
+
+def test_di_gmm_is_deterministic_and_reduces_components():
+    rng = np.random.default_rng(4)
+    private, public = rng.normal(size=(60, 4)), rng.normal(size=(40, 4))
+    a = stats.dataset_inference_gmm(private, public, seed=5)
+    b = stats.dataset_inference_gmm(private, public, seed=5)
+    assert a.p_value == b.p_value and a.statistic == b.statistic
+    assert "3-component" in a.note  # 30 fitting rows: at most one component per 10 rows
+
+
+def test_di_gmm_invalid():
+    rng = np.random.default_rng(5)
+    assert not stats.dataset_inference_gmm(rng.normal(size=(39, 3)), rng.normal(size=(50, 3))).valid
+    assert not stats.dataset_inference_gmm(rng.normal(size=(80, 3)), rng.normal(size=(19, 3))).valid
+    with pytest.raises(ValueError):
+        stats.dataset_inference_gmm(rng.normal(size=(80, 3)), rng.normal(size=(80, 4)))
+
+
+def test_di_gmm_null_calibrated():
+    p = null_di_gmm()
+    assert rate(p) <= upper_bound(len(p))
+
+
+# --- distances and alignment ---------------------------------------------------------------------
+
+
+def test_pairwise_distances_by_hand_and_mismatch():
+    victim = np.array([[3.0, 4.0], [1.0, 0.0]])
+    suspect = np.array([[0.0, 0.0], [0.0, 2.0]])
+    d = stats.pairwise_distances(victim, suspect)
+    np.testing.assert_allclose(d["l2"], [5.0, math.sqrt(5)])
+    np.testing.assert_allclose(d["cosine"], [1.0, 1.0])  # zero row; orthogonal rows
+    d2 = stats.pairwise_distances(victim, 2 * victim)
+    np.testing.assert_allclose(d2["cosine"], [0.0, 0.0], atol=1e-12)
+    with pytest.raises(ValueError):
+        stats.pairwise_distances(np.ones((5, 3)), np.ones((5, 4)))
+    with pytest.raises(ValueError):
+        stats.pairwise_distances(np.ones((5, 3)), np.ones((6, 3)))
+
+
+def test_procrustes_recovers_rotation_scale_translation():
+    rng = np.random.default_rng(6)
+    victim = rng.normal(size=(300, 16))
+    suspect = 3 * victim @ orthogonal(16, rng) + 5.0 + 0.01 * rng.normal(size=(300, 16))
+    mean, per_row = stats.procrustes_alignment(
+        victim[:150], suspect[:150], victim[150:], suspect[150:]
+    )
+    assert mean > 0.999 and per_row.shape == (150,) and per_row.min() > 0.99
+    other = rng.normal(size=(300, 16))
+    mean_ind, _ = stats.procrustes_alignment(victim[:150], other[:150], victim[150:], other[150:])
+    assert abs(mean_ind) < 0.15
+
+
+def test_procrustes_is_not_a_general_linear_map():
+    rng = np.random.default_rng(7)
+    victim = rng.normal(size=(400, 8))
+    stretch = np.diag([10.0, 5, 2, 1, 1, 0.5, 0.2, 0.1])  # invertible, far from orthogonal
+    suspect = victim @ stretch @ orthogonal(8, rng)
+    mean, _ = stats.procrustes_alignment(victim[:200], suspect[:200], victim[200:], suspect[200:])
+    assert mean < 0.9  # a linear fit would give 1.0
+
+
+def test_procrustes_rectangular():
+    rng = np.random.default_rng(8)
+    narrow = rng.normal(size=(300, 8))
+    wide = np.hstack([narrow, np.zeros((300, 8))]) @ orthogonal(16, rng) * 2 + 1
+    for victim, suspect in ((narrow, wide), (wide, narrow)):  # an isometric embedding: ≈ 1
+        mean, _ = stats.procrustes_alignment(
+            victim[:150], suspect[:150], victim[150:], suspect[150:]
+        )
+        assert mean > 0.999
+    full = rng.normal(size=(300, 16))
+    half = full[:, :8]  # half of the information: extra dims of the wider model disagree
+    for victim, suspect in ((full, half), (half, full)):
+        mean, _ = stats.procrustes_alignment(
+            victim[:150], suspect[:150], victim[150:], suspect[150:]
+        )
+        assert 0.55 < mean < 0.8
+    with pytest.raises(ValueError):
+        stats.procrustes_alignment(full[:10], full[:11], full, full)
+
+
+def test_linear_cka_invariances():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(100, 12)) @ rng.normal(size=(12, 12))
+    assert stats.linear_cka(x, x) == pytest.approx(1.0)
+    assert stats.linear_cka(x, 3 * x @ orthogonal(12, rng) + 2) == pytest.approx(1.0)
+    y = rng.normal(size=(100, 5))
+    assert stats.linear_cka(x, y) == pytest.approx(stats.linear_cka(0.1 * x, 7 * y))
+    assert stats.linear_cka(x, y) == pytest.approx(stats.linear_cka(y, x))
+    assert stats.linear_cka(x, y) < 0.3
+    assert stats.linear_cka(x, x @ np.diag(np.arange(1.0, 13))) < 0.99  # not linear-invariant
+    wide = rng.normal(size=(20, 50))  # fewer rows than dims: the Gram form
+    assert stats.linear_cka(wide, wide @ orthogonal(50, rng)) == pytest.approx(1.0)
+    assert math.isnan(stats.linear_cka(np.ones((10, 3)), y[:10]))
+    with pytest.raises(ValueError):
+        stats.linear_cka(x, y[:50])
+
+
+def test_distance_test_known_answers():
+    rng = np.random.default_rng(10)
+    victim = rng.normal(size=(60, 16))
+    refs = [stats.pairwise_distances(victim, rng.normal(size=(60, 16)))["l2"] for _ in range(4)]
+    copy = stats.pairwise_distances(victim, victim + 0.05 * rng.normal(size=(60, 16)))["l2"]
+    r = stats.distance_test(copy, refs, name="distance-l2", direction=-1, what="l2")
+    assert r.valid and r.family == "distance" and r.direction == -1
+    assert r.p_value < 1e-10 and r.effect > 0 and r.score == pytest.approx(copy.mean())
+    np.testing.assert_allclose(r.samples["difference"], copy - np.mean(refs, axis=0))
+    # the same values read as a similarity (larger = suspicious) give no evidence
+    assert stats.distance_test(copy, refs, name="x", direction=1, what="x").p_value > 0.999
+    independent = stats.pairwise_distances(victim, rng.normal(size=(60, 16)))["l2"]
+    r_ind = stats.distance_test(independent, refs, name="distance-l2", direction=-1, what="l2")
+    assert r_ind.valid and r_ind.p_value > 0.05
+    fam = stats.distance_test(
+        copy, refs, name="procrustes", direction=-1, what="x", family="alignment"
+    )
+    assert fam.family == "alignment"
+
+
+def test_distance_test_invalid():
+    none = stats.distance_test(np.ones(30), [], name="distance-l2", direction=-1, what="l2")
+    assert not none.valid and none.p_value == 1 and "references" in none.note
+    assert not stats.distance_test(np.ones(5), [np.zeros(5)], name="d", direction=-1, what="").valid
+    with pytest.raises(ValueError):
+        stats.distance_test(np.ones(30), [np.zeros(29)], name="d", direction=-1, what="")
+    with pytest.raises(ValueError):
+        stats.distance_test(np.ones(30), [np.zeros(30)], name="d", direction=0, what="")
+
+
+@pytest.mark.parametrize("direction", [-1, 1])
+def test_distance_test_null_calibrated(direction):
+    p = null_distance(direction)
+    assert rate(p) <= upper_bound(len(p))
+    assert rate(p) > 0.01
+
+
+def test_per_sample_test_alone_overstates_but_calibration_protects():
+    """Independent models differ as whole models: the per-sample test does not see that (its
+    documented assumption); the reference calibration does, and the verdict needs both."""
+    rng = np.random.default_rng(17)
+    draws, n, k = 300, 40, 5
+    alone, both = [], []
+    for _ in range(draws):
+        image = rng.gamma(3.0, 1.0, n)
+        models = [image + rng.normal(0, 0.5) + rng.normal(0, 0.3, n) for _ in range(k + 1)]
+        r = stats.distance_test(models[0], models[1:], name="d", direction=-1, what="x")
+        p_ref = stats.calibrate(r.score, [m.mean() for m in models[1:]], -1)[1]
+        alone.append(r.p_value)
+        both.append(max(r.p_value, p_ref))
+    assert rate(alone) > 0.2
+    assert rate(both) <= upper_bound(draws)
+
+
+# --- noise sensitivity ---------------------------------------------------------------------------
+
+
+def test_noise_spreads_by_hand_and_scale_free():
+    clean = np.array([[3.0, 4.0], [0.0, 5.0]])  # both norms 5
+    steps = np.array([1.0, 2.0, 3.0])  # distances per draw; sample sd = 1
+    noisy = clean[:, None, :] + steps[None, :, None] * np.array([1.0, 0.0])
+    np.testing.assert_allclose(stats.noise_spreads(clean, noisy, relative=False), [1.0, 1.0])
+    np.testing.assert_allclose(stats.noise_spreads(clean, noisy), [0.2, 0.2])
+    np.testing.assert_allclose(stats.noise_spreads(7 * clean, 7 * noisy), [0.2, 0.2])
+    np.testing.assert_allclose(stats.noise_spreads(7 * clean, 7 * noisy, relative=False), [7, 7])
+    with pytest.raises(ValueError):
+        stats.noise_spreads(clean, noisy[:, :1])
+    with pytest.raises(ValueError):
+        stats.noise_spreads(clean, noisy[:1])
+
+
+def test_noise_sensitivity_known_answers():
+    rng = np.random.default_rng(18)
+    victim = rng.uniform(0.05, 0.1, 40)
+    suspect = 0.5 * victim + rng.normal(0, 0.002, 40)
+    r = stats.noise_sensitivity(victim, suspect)
+    assert r.name == "noise-sensitivity" and r.family == "noise" and r.direction == -1
+    assert r.valid and r.p_value < 1e-10
+    assert r.score == pytest.approx(suspect.mean() / victim.mean())
+    assert r.effect == pytest.approx(victim.mean() - suspect.mean())
+    paired = (suspect - victim).mean() / ((suspect - victim).std(ddof=1) / math.sqrt(40))
+    assert r.statistic == pytest.approx(paired)  # paired, not two-sample
+    assert stats.noise_sensitivity(suspect, victim).p_value > 0.999  # suspect reacts more
+
+
+def test_noise_sensitivity_invalid():
+    assert not stats.noise_sensitivity(np.ones(9), np.ones(9)).valid
+    assert not stats.noise_sensitivity(np.ones(20), np.ones(19)).valid
+    assert not stats.noise_sensitivity(np.ones(20), np.ones(20)).valid
+
+
+def test_noise_sensitivity_null_calibrated():
+    p = null_noise()
+    assert rate(p) <= upper_bound(len(p))
+    assert rate(p) > 0.01
+
+
+# --- calibration against references and power ----------------------------------------------------
+
+
+def test_calibrate_by_hand():
+    refs = [1.0, 2.0, 3.0, 4.0]
+    p_emp, p_pred = stats.calibrate(3.5, refs, 1)
+    assert p_emp == pytest.approx(2 / 5)  # (1 + one reference >= 3.5) / (1 + 4)
+    t = (3.5 - 2.5) / (np.std(refs, ddof=1) * math.sqrt(1 + 1 / 4))
+    assert p_pred == pytest.approx(st.t.sf(t, 3))
+    assert stats.calibrate(3.5, refs, -1)[0] == pytest.approx(4 / 5)
+    assert stats.calibrate(3.0, refs, 1)[0] == pytest.approx(3 / 5)  # ties count against
+
+
+def test_calibrate_inside_and_beyond():
+    refs = [0.80, 0.84, 0.86, 0.88, 0.83]
+    p_emp, p_pred = stats.calibrate(0.85, refs, 1)
+    assert p_emp > 0.3 and p_pred > 0.3
+    p_emp, p_pred = stats.calibrate(1.1, refs, 1)
+    assert p_emp == pytest.approx(1 / 6) and p_pred < 1e-3  # empirical floor 1/(k+1)
+    assert stats.calibrate(1.1, refs, -1)[1] > 0.999
+    assert stats.calibrate(0.6, refs, -1)[1] < 1e-3
+
+
+def test_calibrate_edge_cases():
+    p_emp, p_pred = stats.calibrate(5.0, [1.0, 2.0], 1)
+    assert p_emp == pytest.approx(1 / 3) and math.isnan(p_pred)
+    # no variation among references: floored at the empirical p, not a division by ~0
+    assert stats.calibrate(5.0, [1.0, 1.0, 1.0], 1) == pytest.approx((0.25, 0.25))
+    assert all(math.isnan(p) for p in stats.calibrate(float("nan"), [1.0, 2.0, 3.0], 1))
+    assert stats.calibrate(5.0, [1.0, float("nan"), 2.0, 3.0], 1)[0] == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        stats.calibrate(1.0, [1.0, 2.0, 3.0], 0)
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_calibrate_null_calibrated(direction):
+    p_emp, p_pred = null_calibrate(direction)
+    draws = len(p_pred)
+    se = math.sqrt(ALPHA * (1 - ALPHA) / draws)
+    assert ALPHA - 3 * se <= rate(p_pred) <= upper_bound(draws)  # exact under normality
+    # with k = 19 the empirical p reaches 0.05 exactly when the suspect is the most suspicious
+    p_emp19, _ = null_calibrate(direction, k=19, draws=1000)
+    assert ALPHA - 3 * se <= rate(p_emp19) <= upper_bound(1000)
+
+
+def test_power_and_n():
+    power, n = stats.power_and_n(0.5, 30, 0.05, "one-sample")
+    assert 0.8 < power < 0.9 and 25 <= n <= 28  # normal approx ((1.645 + 0.842)/0.5)^2 ≈ 25
+    power2, n2 = stats.power_and_n(0.5, 30, 0.05, "two-sample")
+    assert power2 < power and 49 <= n2 <= 52  # per group, about twice the one-sample n
+    assert stats.power_and_n(0.0, 30, 0.05, "one-sample") == (pytest.approx(0.05), None)
+    assert stats.power_and_n(-0.3, 30, 0.05, "two-sample")[1] is None
+    assert stats.power_and_n(math.inf, 30, 0.05, "one-sample") == (1.0, None)
+    assert stats.power_and_n(20.0, 30, 0.05, "two-sample") == (pytest.approx(1.0), 2)
+    with pytest.raises(ValueError):
+        stats.power_and_n(0.5, 30, 0.05, "paired")  # type: ignore[arg-type]
