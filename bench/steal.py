@@ -145,7 +145,8 @@ def main() -> None:
         for family, specs in DEFENCES.items():
             for spec in specs:
                 row = {"TA": b.defended_ta([spec])}
-                for method in ("stolenencoder", "direct"):
+                methods = ("stolenencoder", "direct") if family == "noise" else ("stolenencoder",)
+                for method in methods:
                     cfg = StealConfig(method=method, **public)
                     tag = spec.replace(":", "-").replace(",", "-").replace("=", "")
                     row[method] = b.steal(f"def-{method}-{tag}", cfg, defences=[spec])

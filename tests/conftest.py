@@ -9,12 +9,14 @@ import pytest
 
 
 def synthetic_images(n: int = 96, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Grey images with one class-dependent stripe pattern and noise: (N, H, W) uint8, labels."""
+    """Grey images: a class-dependent stripe pattern, a top-to-bottom brightness ramp (so that
+    rotations are visible, as in natural images) and noise: (N, H, W) uint8, labels."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     yy, xx = np.mgrid[:size, :size]
     patterns = np.stack([(xx // 2) % 2, (yy // 2) % 2, ((xx + yy) // 3) % 2]).astype(np.float64)
-    x = patterns[y] * 160 + rng.uniform(0, 90, size=(n, size, size))
+    ramp = yy / (size - 1) * 60
+    x = patterns[y] * 120 + ramp + rng.uniform(0, 70, size=(n, size, size))
     return x.clip(0, 255).astype(np.uint8), y.astype(np.int64)
 
 

@@ -109,6 +109,20 @@ class EmbedProgress:
         self.bar.update(self.task, completed=done, **fields)
 
 
+def _arch_options(items: list[str]) -> dict[str, Any] | None:
+    """KEY=VALUE pairs; values are read as JSON where they parse (numbers, lists, true/false)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise SleuthError(f"bad --arch-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options or None
+
+
 @app.command()
 @user_errors
 def embed(
@@ -127,6 +141,14 @@ def embed(
         str | None,
         typer.Option(
             help="Architecture (see `sleuth archs`). Default: from the preset, smallresnet."
+        ),
+    ] = None,
+    arch_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arch-option",
+            help="Architecture argument KEY=VALUE, repeatable, e.g. cifar_stem=false (resnets) "
+            "or widths=[48,96,192] (smallresnet). Default: chosen from the input size.",
         ),
     ] = None,
     rep_dim: Annotated[
@@ -204,6 +226,7 @@ def embed(
         preset,
         data=data,
         arch=arch,
+        arch_kwargs=_arch_options(arch_option or []),
         rep_dim=rep_dim,
         epochs=epochs,
         batch_size=batch_size,
@@ -352,6 +375,15 @@ def steal(
             help="Seed for the choice of queries, augmentations, initialisation and defences."
         ),
     ] = 0,
+    rotation_invariant: Annotated[
+        bool,
+        typer.Option(
+            "--rotation-invariant",
+            help="Adaptive thief: rotate the attacker-side augmented views at random, to train "
+            "the copy to be invariant to a suspected rotation watermark (stolenencoder and "
+            "two-view losses).",
+        ),
+    ] = False,
     defence: Annotated[
         list[str] | None,
         typer.Option(
@@ -402,6 +434,7 @@ def steal(
         distance=distance,
         head_epochs=head_epochs,
         seed=seed,
+        rotate=rotation_invariant,
     )
     with StageProgress(enabled=not (quiet or as_json)) as progress:
         result = run_steal(
@@ -434,6 +467,142 @@ def _print_summary(title: str, summary: dict[str, Any]) -> None:
     for k, v in summary.items():
         table.add_row(k, "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     out.print(table)
+
+
+def _fmt_p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def _print_verification(result: Any) -> None:
+    colour = {"stolen": "bold red", "not_stolen": "bold green", "inconclusive": "bold yellow"}
+    for report in result.victims:
+        table = Table(title=f"{result.suspect} vs {report.victim}")
+        for col in (
+            "test",
+            "score",
+            "statistic",
+            "p",
+            "p vs refs",
+            "adjusted p",
+            "effect",
+            "decision",
+        ):
+            table.add_column(col)
+        for d in report.decisions:
+            r = d.result
+            decision = "reject H0" if d.rejected else "keep H0" if d.counted else "not counted"
+            table.add_row(
+                r.name,
+                f"{r.score:.4g}",
+                f"{r.statistic:.4g}",
+                _fmt_p(r.p_value) if r.valid else "-",
+                _fmt_p(d.p_reference),
+                _fmt_p(d.p_adjusted) if d.counted else "-",
+                f"{r.effect:.3g} {r.effect_name}".strip() if r.valid else r.note,
+                decision,
+            )
+        out.print(table)
+        style = colour[report.verdict]
+        out.print(f"verdict: [{style}]{report.verdict}[/] ({report.reason})")
+
+
+@app.command()
+@user_errors
+def verify(
+    suspect: Annotated[
+        str | None,
+        typer.Argument(
+            help="Suspect encoder file or folder; or the word `challenge` to export a black-box challenge (with --out)."
+        ),
+    ] = None,
+    victim: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--victim",
+            help="Victim folder (encoder.pt, owner-key.pt); repeatable: the correction spans all victims.",
+        ),
+    ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            help="Independently trained encoder (file or folder) to calibrate against; repeatable; at least 3 for the distance, alignment and noise tests to count.",
+        ),
+    ] = None,
+    suspect_reps: Annotated[
+        Path | None,
+        typer.Option(
+            help="Black-box: HDF5 with the suspect's `answers` to the challenge exported for this victim (same --samples and --seed)."
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option(help="Architecture of a suspect given as a bare state dict.")
+    ] = None,
+    tests: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated tests: watermark, di-head, di-gmm, distance, alignment, noise. Default: all."
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(help="Family-wise error rate over all tests and victims (Holm).")
+    ] = 0.01,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Private and public images each in the challenge (the verification queries scale with it)."
+        ),
+    ] = 1000,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the challenge (which images, rotations, views and noise).")
+    ] = 0,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="With `challenge`: where to write challenge.h5 (its key goes beside it)."
+        ),
+    ] = None,
+    json_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write the machine-readable result (verdict in stolen, not_stolen, inconclusive) to this file.",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+) -> None:
+    """Was SUSPECT stolen from the victim(s)? Hypothesis tests, calibrated, combined into a verdict.
+
+    Exit code 0 whenever it ran, whatever the verdict; 2 on bad input.
+    """
+    from sleuth.fileio import atomic_write_text
+    from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify
+
+    settings = ChallengeSettings(samples=samples, seed=seed)
+    if suspect == "challenge":
+        if out_file is None or not victim or len(victim) != 1:
+            raise SleuthError("verify challenge needs one --victim and --out FILE.h5")
+        from sleuth.models import load_owner_key
+
+        key = load_owner_key(Path(victim[0]) / "owner-key.pt")
+        path, key_path = export_challenge(build_challenge(key, settings), out_file)
+        out.print(f"wrote {path} (send it) and {key_path} (keep it)")
+        return
+    progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+    result = run_verify(
+        victim or [],
+        suspect=suspect,
+        suspect_reps=str(suspect_reps) if suspect_reps else None,
+        arch=arch,
+        references=reference or [],
+        tests=tests.split(",") if tests else None,
+        alpha=alpha,
+        settings=settings,
+        progress=progress,
+    )
+    if json_file is not None:
+        atomic_write_text(json_file, result.to_json())
+    _print_verification(result)
 
 
 @app.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from sleuth.errors import SleuthError
@@ -15,6 +15,7 @@ class EmbedConfig:
 
     data: str = "demo"
     arch: str = DEFAULT_ARCH
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"cifar_stem": False}
     rep_dim: int | None = None
     epochs: int = 30
     batch_size: int = 256

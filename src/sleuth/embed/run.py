@@ -18,7 +18,14 @@ from sleuth.embed.trainer import CHECKPOINT_NAME, Progress, train
 from sleuth.errors import SleuthError
 from sleuth.fileio import prepare_out_dir
 from sleuth.manifest import write_manifest
-from sleuth.models import Encoder, OwnerKey, get_architecture, save_encoder, save_owner_key
+from sleuth.models import (
+    Encoder,
+    OwnerKey,
+    encoder_config,
+    get_architecture,
+    save_encoder,
+    save_owner_key,
+)
 
 ENCODER_NAME = "encoder.pt"
 OWNER_KEY_NAME = "owner-key.pt"
@@ -70,6 +77,7 @@ def run_embed(
     split = make_split(len(data), cfg.public_fraction, cfg.seed)
     private = data.subset(split.private)
     input_spec = input_spec_for(private)
+    encoder_config(cfg.arch, input_spec, cfg.rep_dim, **cfg.arch_kwargs)  # refuse bad args now
     out_dir = Path(out_dir)
     info = distributed.setup(device)
     try:

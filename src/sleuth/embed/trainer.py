@@ -121,7 +121,7 @@ def train(
     device = dist_info.device
     watermark = RotationWatermark.parse(cfg.wm_intervals) if cfg.watermark else None
     torch.manual_seed(cfg.seed)
-    encoder = Encoder(encoder_config(cfg.arch, input_spec, cfg.rep_dim))
+    encoder = Encoder(encoder_config(cfg.arch, input_spec, cfg.rep_dim, **cfg.arch_kwargs))
     model = SimCLRModel(encoder, cfg, watermark.n_classes if watermark else 2).to(device)
     steps = len(private) // cfg.batch_size
     if steps == 0:

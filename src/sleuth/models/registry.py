@@ -75,7 +75,10 @@ class Backbone(nn.Module):
 
     def __init__(self, arch: str, in_channels: int, rep_dim: int | None, kwargs: Mapping) -> None:
         super().__init__()
-        self.trunk = get_architecture(arch).build(in_channels, **kwargs)
+        try:
+            self.trunk = get_architecture(arch).build(in_channels, **kwargs)
+        except TypeError as exc:
+            raise SleuthError(f"bad arguments for architecture {arch}: {exc}") from None
         native = int(self.trunk.out_dim)
         self.rep_dim = native if rep_dim is None else int(rep_dim)
         self.proj: nn.Module = (

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sleuth.data.augment import SimCLRAugment
+from sleuth.data.augment import SimCLRAugment, rotate
 from sleuth.models import Encoder, projection_head
 from sleuth.models.losses import nt_xent
 from sleuth.steal.config import StealConfig
@@ -49,7 +49,13 @@ class AttackContext:
         return torch.cat(out).to(self.device)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
-        return SimCLRAugment()(x.to(self.device), self.gen)
+        """SimCLR views; with ``cfg.rotate`` also rotated by a uniform angle, so that a thief who
+        suspects a rotation watermark trains his copy to be invariant to it."""
+        views = SimCLRAugment()(x.to(self.device), self.gen)
+        if not self.cfg.rotate:
+            return views
+        angles = torch.rand(len(views), generator=self.gen, device=self.device) * 360
+        return rotate(views, angles)
 
 
 def fit(

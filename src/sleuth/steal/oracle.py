@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from sleuth.data import to_float
+from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key
-from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.steal.defences import Defence, apply_defences
 
 

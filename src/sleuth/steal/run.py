@@ -11,13 +11,13 @@ from typing import Any
 import torch
 
 from sleuth.data import fingerprint, input_spec_for, load_images, to_float
+from sleuth.data.answers import AnswerStore
 from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
 from sleuth.fileio import check_out_dir
 from sleuth.manifest import write_manifest
 from sleuth.models import DEFAULT_ARCH, Encoder, encoder_config, load_owner_key, save_encoder
 from sleuth.models.probe import linear_probe
-from sleuth.data.answers import AnswerStore
 from sleuth.steal.attacks import METHODS, AttackContext, Progress, images_needed
 from sleuth.steal.config import StealConfig
 from sleuth.steal.defences import parse_defence

@@ -1,0 +1,154 @@
+"""The verification queries: which images every model (suspect, victim, references) is asked about.
+
+One challenge serves white-box and black-box suspects alike. It holds the owner's private
+(trained-on) and public (held-out) images, one privately rotated view per watermark class of some
+private images, two augmented views of private and public images for dataset inference on the
+projection head, and noisy copies of some private images for noise sensitivity. Its images are
+shuffled, so a black-box suspect answering them cannot tell which is which; the roles stay with the
+investigator (``ChallengeKey``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from sleuth.data import fingerprint, load_images, to_float
+from sleuth.data.augment import SimCLRAugment
+from sleuth.data.watermark import RotationWatermark
+from sleuth.errors import SleuthError
+from sleuth.fileio import atomic_write, atomic_write_text
+from sleuth.models import OwnerKey
+
+CHALLENGE_FORMAT = "sleuth-challenge"
+
+
+@dataclass(frozen=True)
+class ChallengeSettings:
+    """How many images of each kind to ask about."""
+
+    samples: int = 1000  # private and public images each
+    wm_samples: int | None = None  # private images rotated per class (default: samples)
+    di_samples: int | None = None  # private and public images with two views (default: samples/2)
+    noise_points: int = 100
+    noise_draws: int = 10
+    noise_radius: float = 0.05  # per-pixel uniform noise in [-r, r] on [0, 1] images
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples < 10:
+            raise SleuthError(f"--samples must be at least 10, got {self.samples}")
+        if not 0 < self.noise_radius <= 1 or self.noise_draws < 2 or self.noise_points < 2:
+            raise SleuthError("noise settings need radius in (0, 1], >= 2 points and draws")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """Shuffled images plus, for the investigator only, the role of every image."""
+
+    images: torch.Tensor  # float32 [0, 1] (T, C, H, W)
+    roles: dict[str, np.ndarray]  # role -> indices into images, in role order
+    wm_labels: np.ndarray  # watermark class of each "rotated" image (role order)
+    settings: ChallengeSettings
+    data_fingerprint: str
+
+    def role_reps(self, reps: np.ndarray, role: str) -> np.ndarray:
+        return reps[self.roles[role]]
+
+    def key_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHALLENGE_FORMAT,
+            "roles": {k: v.tolist() for k, v in self.roles.items()},
+            "wm_labels": self.wm_labels.tolist(),
+            "settings": self.settings.__dict__,
+            "data_fingerprint": self.data_fingerprint,
+        }
+
+
+def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
+    """Draw the challenge from the owner's split (seeded): same key and settings, same images."""
+    split = key.split
+    data = load_images(split["data_spec"], split["part"])
+    if fingerprint(data) != split["fingerprint"]:
+        raise SleuthError(
+            f"the data at {split['data_spec']} is not what the victim was trained on "
+            "(fingerprint mismatch)"
+        )
+    rng = np.random.default_rng(settings.seed)
+    private = rng.permutation(np.asarray(split["private"]))[: settings.samples]
+    public = rng.permutation(np.asarray(split["public"]))[: settings.samples]
+    n = min(len(private), len(public))
+    private, public = private[:n], public[:n]
+    gen = torch.Generator().manual_seed(settings.seed)
+    x_priv, x_pub = to_float(data.images[private]), to_float(data.images[public])
+    parts: dict[str, torch.Tensor] = {"private": x_priv, "public": x_pub}
+    wm_labels = np.zeros(0, np.int64)
+    if key.watermark is not None:
+        wm = RotationWatermark.from_list(key.watermark["intervals"])
+        views, labels = wm.views(x_priv[: settings.wm_samples or n], gen)
+        parts["rotated"], wm_labels = views, labels.numpy()
+    n_di = settings.di_samples or max(n // 2, 5)
+    di = torch.cat([x_priv[:n_di], x_pub[:n_di]])
+    augment = SimCLRAugment()
+    parts["di_view1"], parts["di_view2"] = augment(di, gen), augment(di, gen)
+    points = x_priv[: settings.noise_points]
+    r = settings.noise_radius
+    noise = (
+        torch.rand((len(points), settings.noise_draws, *points.shape[1:]), generator=gen) * 2 - 1
+    ) * r
+    parts["noisy"] = (points[:, None] + noise).clamp(0, 1).flatten(0, 1)
+    sizes = {name: len(t) for name, t in parts.items()}
+    order = torch.randperm(sum(sizes.values()), generator=gen)
+    stacked = torch.cat(list(parts.values()))
+    images = torch.empty_like(stacked)
+    images[order] = stacked
+    roles, start = {}, 0
+    for name, size in sizes.items():
+        roles[name] = order[start : start + size].numpy()
+        start += size
+    roles["di_private"] = np.arange(n_di)  # positions within the di views, not images
+    roles["di_public"] = np.arange(n_di, 2 * n_di)
+    roles["noisy_clean"] = roles["private"][: len(points)]
+    return Challenge(images, roles, wm_labels, settings, split["fingerprint"])
+
+
+def export_challenge(challenge: Challenge, out: str | Path) -> tuple[Path, Path]:
+    """Write the images to send (``out``) and the investigator's private key beside it."""
+    out = Path(out)
+
+    def dump(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = CHALLENGE_FORMAT
+            f.attrs["instructions"] = (
+                "Return an HDF5 file with dataset 'answers' (N, D) float32: the representation of "
+                "every image in 'x', in the same order."
+            )
+            f.create_dataset("x", data=challenge.images.numpy(), compression="gzip")
+
+    key_path = out.with_name(out.stem + ".key.json")
+    atomic_write(out, dump)
+    atomic_write_text(key_path, json.dumps(challenge.key_dict()) + "\n")
+    return out, key_path
+
+
+def read_answers(path: str | Path, expected: int) -> np.ndarray:
+    """A black-box suspect's answers to a challenge, in challenge order."""
+    path = Path(path)
+    if not path.is_file():
+        raise SleuthError(f"answers file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            answers = np.asarray(f["answers"][()], np.float32)
+    except (OSError, KeyError) as exc:
+        raise SleuthError(f"cannot read answers from {path}: {exc}") from None
+    if answers.ndim != 2 or len(answers) != expected:
+        raise SleuthError(f"{path}: expected answers of shape ({expected}, D), got {answers.shape}")
+    if not np.isfinite(answers).all():
+        raise SleuthError(f"{path}: answers contain NaN or infinite values")
+    return answers
