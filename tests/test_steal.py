@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from sleuth.cli import app
 from sleuth.data import load_images, to_float
+from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.embed import EmbedConfig, run_embed
 from sleuth.errors import SleuthError
 from sleuth.models import load_encoder
 from sleuth.steal import StealConfig, run_steal
-from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.steal.oracle import (
     BudgetExceeded,
     HTTPOracle,
