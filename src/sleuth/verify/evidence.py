@@ -93,18 +93,29 @@ def di_gmm(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return [stats.dataset_inference_gmm(private, public, seed=ch.settings.seed)]
 
 
+def _standardised_private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    """Private representations centred on the model's public mean and divided by its public RMS
+    spread: a thief can shift and rescale his outputs for free, and models of other
+    architectures live on other scales, so raw coordinates would measure scale, not theft."""
+    public = ch.role_reps(reps, "public").astype(np.float64)
+    centre = public.mean(axis=0)
+    spread = float(np.sqrt(((public - centre) ** 2).sum(axis=1).mean())) or 1.0
+    return (ch.role_reps(reps, "private") - centre) / spread
+
+
 def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    """ℓ2 and cosine distance to the victim on private images, per sample, against references."""
+    """ℓ2 and cosine distance to the victim on private images (standardised coordinates, same
+    dimensions only), per sample, against the references' distances on the same images."""
     if not _same_dim(owner, reps):
         note = "sizes differ: raw distances are undefined (alignment tests still compare)"
         return [
             invalid("distance-l2", "distance", note),
             invalid("distance-cosine", "distance", note),
         ]
-    victim = ch.role_reps(owner.reps, "private")
-    own = stats.pairwise_distances(victim, ch.role_reps(reps, "private"))
+    victim = _standardised_private(ch, owner.reps)
+    own = stats.pairwise_distances(victim, _standardised_private(ch, reps))
     others = [
-        stats.pairwise_distances(victim, ch.role_reps(r, "private"))
+        stats.pairwise_distances(victim, _standardised_private(ch, r))
         for r in refs
         if _same_dim(owner, r)
     ]

@@ -17,7 +17,13 @@ from sleuth.manifest import environment
 from sleuth.models import Encoder, load_encoder, load_owner_key
 from sleuth.verify.challenge import ChallengeSettings, build_challenge, read_answers
 from sleuth.verify.evidence import TESTS, Owner
-from sleuth.verify.verdict import Decision, adjust, calibrate_decision, verdict
+from sleuth.verify.verdict import (
+    MIN_REFERENCES,
+    Decision,
+    adjust,
+    calibrate_decision,
+    verdict,
+)
 
 Progress = Callable[[str], None]
 
@@ -102,6 +108,17 @@ def _load_model(path: str, arch: str | None = None) -> Encoder:
     return load_encoder(p / "encoder.pt" if p.is_dir() else p, arch=arch)
 
 
+def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
+    """Indices of the references to calibrate against: those of the suspect's architecture when
+    there are at least ``MIN_REFERENCES`` of them (the null is "an independent model like this
+    one"), else all (a black-box suspect's architecture is unknown)."""
+    if suspect is not None:
+        same = [i for i, r in enumerate(refs) if r.config.arch == suspect.config.arch]
+        if len(same) >= MIN_REFERENCES:
+            return same
+    return list(range(len(refs)))
+
+
 def _decide(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], tests, alpha) -> list[Decision]:
     decisions = []
     for name in tests:
@@ -150,6 +167,8 @@ def run_verify(
         raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(TESTS)})")
     suspect_model = _load_model(suspect, arch) if suspect is not None else None
     ref_models = [_load_model(r) for r in references]
+    used = _comparable(suspect_model, ref_models)
+    ref_models = [ref_models[i] for i in used]
     reports: list[VictimReport] = []
     all_decisions: list[Decision] = []
     for victim in victims:
@@ -181,7 +200,10 @@ def run_verify(
     return VerifyResult(
         suspect=suspect or str(suspect_reps),
         suspect_digest=_file_digest(suspect if suspect is not None else suspect_reps),
-        references=[{"path": r, "sha256": _file_digest(r)} for r in references],
+        references=[
+            {"path": r, "sha256": _file_digest(r), "used": i in used}
+            for i, r in enumerate(references)
+        ],
         alpha=alpha,
         settings=settings,
         tests=chosen,
