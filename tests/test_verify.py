@@ -148,7 +148,8 @@ def test_the_rule_needs_two_families_and_holm_spans_everything():
     none = [_decision("watermark", 0.4), _decision("distance", 0.6)]
     adjust(none, 0.01)
     assert verdict(none)[0] == "not_stolen"
-    # 0.004 twice passes alone (< 0.01) but not after Holm over 4 tests (0.004 * 4 > 0.01)
+    # 0.004 twice passes alone (< 0.01) but not after Holm over 4 tests (0.004 * 4 > 0.01);
+    # evidence at the 0.05 family-wise level still blocks clearing the suspect
     many = [
         _decision("watermark", 0.004),
         _decision("distance", 0.004),
@@ -156,10 +157,29 @@ def test_the_rule_needs_two_families_and_holm_spans_everything():
         _decision("alignment", 0.5),
     ]
     adjust(many, 0.01)
-    assert verdict(many)[0] == "not_stolen"
+    assert not any(d.rejected for d in many)
+    assert verdict(many)[0] == "inconclusive"
     invalid_only = [_decision("watermark", 1e-9, counted=False)]
     adjust(invalid_only, 0.01)
     assert verdict(invalid_only)[0] == "inconclusive"
+
+
+def test_a_suspect_of_another_size_runs_the_size_free_tests_only(zoo, tmp_path):
+    victim = load_encoder(zoo / "victim" / "encoder.pt")
+    from sleuth.models import encoder_config
+
+    torch.manual_seed(5)
+    other = Encoder(encoder_config("smallresnet", victim.config.input_spec, rep_dim=8))
+    path = save_encoder(other, tmp_path / "small.pt")
+    res = run_verify(
+        [str(zoo / "victim")], suspect=str(path), references=_refs(zoo), settings=SETTINGS
+    )
+    by_name = {d.result.name: d for d in res.victims[0].decisions}
+    for name in ("watermark-binomial", "di-head-loss", "distance-l2"):
+        assert not by_name[name].counted and "size" in by_name[name].result.note
+    for name in ("di-gmm", "procrustes", "noise-sensitivity"):
+        assert by_name[name].result.valid
+    assert res.verdict != "stolen"
 
 
 def test_bad_inputs(zoo, tmp_path):

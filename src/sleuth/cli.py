@@ -499,6 +499,7 @@ def _print_verification(result: Any) -> None:
                 _fmt_p(d.p_reference),
                 _fmt_p(d.p_adjusted) if d.counted else "-",
                 f"{r.effect:.3g} {r.effect_name}".strip() if r.valid else r.note,
+                "-" if d.power is None else f"{d.power:.2f} ({d.n_for_power or '-'})",
                 decision,
             )
         out.print(table)

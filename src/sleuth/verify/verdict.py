@@ -11,8 +11,9 @@ The rule (docs/verification.md gives the reasoning):
 3. Holm's correction runs over every counted test of every victim checked in one run, at ``alpha``.
 4. ``stolen`` when rejections come from at least two families of evidence (watermark,
    dataset inference, distance, alignment, noise): no verdict rests on one kind of evidence that
-   a careful thief could switch off. ``not_stolen`` when no counted test rejects and at least two
-   families were counted. Anything else is ``inconclusive``.
+   a careful thief could switch off. ``not_stolen`` when at least two families were counted and
+   no test rejects even at the looser family-wise level ``CLEAR`` (0.05): a suspect with some
+   evidence against it is not cleared. Anything else is ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sleuth.verify import stats
 from sleuth.verify.result import TestResult, finite_or_none
 
 MIN_REFERENCES = 3
+CLEAR = 0.05  # family-wise level below which evidence, even if not accusing, blocks clearing
 NEEDS_REFERENCES = frozenset({"distance", "alignment", "noise"})
 # Which statsmodels power model fits a test: one-sample/paired t or two-sample t.
 POWER_KIND = {
@@ -118,6 +120,12 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
     if rejecting:
         return "inconclusive", (
             f"only {rejecting[0]} evidence rejects; one family alone does not accuse"
+        )
+    suggestive = [d.result.name for d in counted if d.p_adjusted < CLEAR]
+    if suggestive:
+        return "inconclusive", (
+            f"no test rejects at the chosen level, but {', '.join(suggestive)} would at "
+            f"{CLEAR}: not enough to accuse, too much to clear"
         )
     if len(families) >= 2:
         return "not_stolen", f"no test rejects ({len(counted)} tests in {len(families)} families)"
