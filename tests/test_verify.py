@@ -97,6 +97,7 @@ def test_black_box_answers_give_the_white_box_result(zoo, tmp_path):
     black = run_verify(
         [victim],
         suspect_reps=str(tmp_path / "answers.h5"),
+        challenge_key=str(key_path),
         references=_refs(zoo),
         settings=SETTINGS,
     )
@@ -108,7 +109,13 @@ def test_black_box_answers_give_the_white_box_result(zoo, tmp_path):
     with h5py.File(tmp_path / "short.h5", "w") as f:
         f["answers"] = answers[:-1]
     with pytest.raises(SleuthError, match="expected answers"):
-        run_verify([victim], suspect_reps=str(tmp_path / "short.h5"), settings=SETTINGS)
+        run_verify([victim], suspect_reps=str(tmp_path / "short.h5"), challenge_key=str(key_path))
+    with pytest.raises(SleuthError, match="another victim"):
+        run_verify(
+            [str(zoo / "victim2")],
+            suspect_reps=str(tmp_path / "answers.h5"),
+            challenge_key=str(key_path),
+        )
 
 
 def test_many_victims_one_correction_and_a_verdict_each(zoo):

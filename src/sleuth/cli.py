@@ -536,6 +536,13 @@ def verify(
             help="Black-box: HDF5 with the suspect's `answers` to the challenge exported for this victim (same --samples and --seed)."
         ),
     ] = None,
+    challenge: Annotated[
+        Path | None,
+        typer.Option(
+            help="Black-box: the challenge key written by `verify challenge` (FILE.key.json); "
+            "its settings replace --samples and --seed."
+        ),
+    ] = None,
     arch: Annotated[
         str | None, typer.Option(help="Architecture of a suspect given as a bare state dict.")
     ] = None,
@@ -594,6 +601,7 @@ def verify(
         victim or [],
         suspect=suspect,
         suspect_reps=str(suspect_reps) if suspect_reps else None,
+        challenge_key=str(challenge) if challenge else None,
         arch=arch,
         references=reference or [],
         tests=tests.split(",") if tests else None,

@@ -57,6 +57,7 @@ class Challenge:
     wm_labels: np.ndarray  # watermark class of each "rotated" image (role order)
     settings: ChallengeSettings
     data_fingerprint: str
+    sources: dict[str, np.ndarray]  # dataset indices of the private and public images
 
     def role_reps(self, reps: np.ndarray, role: str) -> np.ndarray:
         return reps[self.roles[role]]
@@ -68,6 +69,7 @@ class Challenge:
             "wm_labels": self.wm_labels.tolist(),
             "settings": self.settings.__dict__,
             "data_fingerprint": self.data_fingerprint,
+            "sources": {k: v.tolist() for k, v in self.sources.items()},
         }
 
 
@@ -115,7 +117,8 @@ def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
     roles["di_private"] = np.arange(n_di)  # positions within the di views, not images
     roles["di_public"] = np.arange(n_di, 2 * n_di)
     roles["noisy_clean"] = roles["private"][: len(points)]
-    return Challenge(images, roles, wm_labels, settings, split["fingerprint"])
+    sources = {"private": private, "public": public}
+    return Challenge(images, roles, wm_labels, settings, split["fingerprint"], sources)
 
 
 def export_challenge(challenge: Challenge, out: str | Path) -> tuple[Path, Path]:
@@ -135,6 +138,34 @@ def export_challenge(challenge: Challenge, out: str | Path) -> tuple[Path, Path]
     atomic_write(out, dump)
     atomic_write_text(key_path, json.dumps(challenge.key_dict()) + "\n")
     return out, key_path
+
+
+def read_challenge_key(path: str | Path) -> dict[str, Any]:
+    """The investigator's key of an exported challenge (settings and roles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SleuthError(f"challenge key not found: {path}")
+    try:
+        key = json.loads(path.read_text(encoding="utf-8"))
+        ChallengeSettings(**key["settings"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SleuthError(f"{path} is not a sleuth challenge key ({exc})") from None
+    if key.get("format") != CHALLENGE_FORMAT or "sources" not in key:
+        raise SleuthError(f"{path} is not a sleuth challenge key")
+    return key
+
+
+def check_challenge(challenge: Challenge, key: dict[str, Any], path: str | Path) -> None:
+    """Refuse answers to another challenge: the rebuilt roles must equal the exported ones."""
+    recorded = {**key["roles"], **{f"source:{k}": v for k, v in key["sources"].items()}}
+    rebuilt = {**challenge.roles, **{f"source:{k}": v for k, v in challenge.sources.items()}}
+    same = challenge.data_fingerprint == key["data_fingerprint"] and all(
+        k in rebuilt and np.array_equal(rebuilt[k], np.asarray(v)) for k, v in recorded.items()
+    )
+    if not same:
+        raise SleuthError(
+            f"{path} was exported for another victim or data: answers would not match"
+        )
 
 
 def read_answers(path: str | Path, expected: int) -> np.ndarray:

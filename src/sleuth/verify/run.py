@@ -15,7 +15,13 @@ from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.manifest import environment
 from sleuth.models import Encoder, load_encoder, load_owner_key
-from sleuth.verify.challenge import ChallengeSettings, build_challenge, read_answers
+from sleuth.verify.challenge import (
+    ChallengeSettings,
+    build_challenge,
+    check_challenge,
+    read_answers,
+    read_challenge_key,
+)
 from sleuth.verify.evidence import TESTS, Owner
 from sleuth.verify.verdict import (
     MIN_REFERENCES,
@@ -142,6 +148,7 @@ def run_verify(
     *,
     suspect: str | None = None,
     suspect_reps: str | None = None,
+    challenge_key: str | None = None,
     arch: str | None = None,
     references: Sequence[str] = (),
     tests: Sequence[str] | None = None,
@@ -155,8 +162,16 @@ def run_verify(
     say = progress or (lambda _msg: None)
     if (suspect is None) == (suspect_reps is None):
         raise SleuthError("give either a suspect encoder file or --suspect-reps, not both")
-    if suspect_reps is not None and len(victims) != 1:
-        raise SleuthError("black-box answers belong to one victim's challenge: give one --victim")
+    key_record = None
+    if suspect_reps is not None:
+        if len(victims) != 1:
+            raise SleuthError(
+                "black-box answers belong to one victim's challenge: give one --victim"
+            )
+        if challenge_key is None:
+            raise SleuthError("black-box answers need the challenge key: --challenge FILE.key.json")
+        key_record = read_challenge_key(challenge_key)
+        settings = ChallengeSettings(**key_record["settings"])
     if not victims:
         raise SleuthError("give at least one --victim folder")
     if not 0 < alpha < 1:
@@ -176,6 +191,8 @@ def run_verify(
         victim_model, key = load_encoder(enc_file), load_owner_key(key_file)
         say(f"challenge for {victim}")
         ch = build_challenge(key, settings)
+        if key_record is not None:
+            check_challenge(ch, key_record, challenge_key)
         say(f"representations of {len(ch.images)} images")
         if suspect_model is not None:
             suspect_out = suspect_model.represent(ch.images).numpy()
