@@ -30,7 +30,7 @@ from sleuth.embed.distributed import DistInfo
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
 from sleuth.models import Encoder, augmentation_predictor, encoder_config, projection_head
-from sleuth.models.artifacts import safe_torch_load
+from sleuth.models.artifacts import read_torch_file
 from sleuth.models.losses import nt_xent
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -86,7 +86,7 @@ def _save_checkpoint(path: Path, model: SimCLRModel, opt, sched, state: TrainSta
 
 
 def _load_checkpoint(path: Path, model, opt, sched, cfg: EmbedConfig) -> TrainState:
-    obj = safe_torch_load(path)
+    obj = read_torch_file(path)
     if obj.get("config") != cfg.to_dict():
         raise SleuthError(
             f"{path} was written with other training settings; resume with the same options"

@@ -4,7 +4,7 @@ from sleuth.models.artifacts import (
     OwnerKey,
     load_encoder,
     load_owner_key,
-    safe_torch_load,
+    read_torch_file,
     save_encoder,
     save_owner_key,
 )
@@ -24,7 +24,7 @@ __all__ = [
     "load_encoder",
     "load_owner_key",
     "projection_head",
-    "safe_torch_load",
+    "read_torch_file",
     "save_encoder",
     "save_owner_key",
 ]

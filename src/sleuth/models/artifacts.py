@@ -39,7 +39,7 @@ def _unpickler_reason(exc: Exception) -> str:
     return (found or lines or [type(exc).__name__])[0]
 
 
-def safe_torch_load(path: str | Path) -> Any:
+def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` restricted to tensors, containers and primitives; errors become one line."""
     path = Path(path)
     if not path.is_file():
@@ -159,7 +159,7 @@ def load_encoder(path: str | Path, *, arch: str | None = None, input_size: int =
             raise SleuthError(f"file not found: {path}")
         header, state = _read_safetensors(path)
     else:
-        obj = safe_torch_load(path)
+        obj = read_torch_file(path)
         if not isinstance(obj, Mapping):
             raise SleuthError(f"{path} holds a {type(obj).__name__}, not an encoder")
         header = {k: v for k, v in obj.items() if k != "state_dict"} if "format" in obj else None
@@ -233,7 +233,7 @@ def save_owner_key(key: OwnerKey, path: str | Path) -> Path:
 def load_owner_key(path: str | Path) -> OwnerKey:
     """Read and check an owner key; its heads are rebuilt (and checked) on first use."""
     path = Path(path)
-    obj = safe_torch_load(path)
+    obj = read_torch_file(path)
     if not isinstance(obj, Mapping):
         raise SleuthError(f"{path} holds a {type(obj).__name__}, not an owner key")
     _check_version(obj, OWNER_KEY_FORMAT, path)
