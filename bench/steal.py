@@ -39,15 +39,9 @@ LOSSES = [
 ]
 SWEEP = [250, 500, 1000, 2000, 5000]
 DEFENCES = {
-    "noise": [
-        "noise:sigma=0.1",
-        "noise:sigma=0.5",
-        "noise:sigma=1",
-        "noise:sigma=2",
-        "noise:sigma=1,mean=10",
-    ],
-    "topk": ["topk:k=64", "topk:k=32", "topk:k=16", "topk:k=8", "topk:k=4", "topk:k=1"],
-    "round": ["round:decimals=2", "round:decimals=1", "round:decimals=0"],
+    "noise": ["noise:sigma=0.5", "noise:sigma=1", "noise:sigma=1,mean=10"],
+    "topk": ["topk:k=32", "topk:k=8", "topk:k=1"],
+    "round": ["round:decimals=1", "round:decimals=0"],
 }
 
 

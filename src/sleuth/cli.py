@@ -485,6 +485,7 @@ def _print_verification(result: Any) -> None:
             "p vs refs",
             "adjusted p",
             "effect",
+            "power (n for 0.8)",
             "decision",
         ):
             table.add_column(col)
@@ -498,7 +499,7 @@ def _print_verification(result: Any) -> None:
                 _fmt_p(r.p_value) if r.valid else "-",
                 _fmt_p(d.p_reference),
                 _fmt_p(d.p_adjusted) if d.counted else "-",
-                f"{r.effect:.3g} {r.effect_name}".strip() if r.valid else r.note,
+                f"{r.effect:.3g}" if r.valid else r.note,
                 "-" if d.power is None else f"{d.power:.2f} ({d.n_for_power or '-'})",
                 decision,
             )

@@ -95,7 +95,9 @@ def calibrate_decision(result: TestResult, reference_scores: list[float], alpha:
         d.why = "no references: analytic null only"
     kind = POWER_KIND.get(result.name)
     if kind and result.valid and result.n > 1 and math.isfinite(result.statistic):
-        effect = result.statistic / math.sqrt(result.n if kind == "one-sample" else result.n / 2)
+        # standardised effect towards stealing, recovered from the t statistic
+        t = result.direction * result.statistic
+        effect = t / math.sqrt(result.n if kind == "one-sample" else result.n / 2)
         d.power, d.n_for_power = stats.power_and_n(effect, result.n, alpha, kind)
     return d
 
