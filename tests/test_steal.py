@@ -268,3 +268,16 @@ def test_cli_steal(victim, tmp_path):
     assert summary["queries_used"] == 40 and 0 <= summary["SA"] <= 1 and "TA" in summary
     bad = runner.invoke(app, [*args, "--out", str(tmp_path / "t"), "--loss", "nope"])
     assert bad.exit_code == 2 and "mse" in bad.output and not (tmp_path / "t").exists()
+
+
+def test_rotation_invariant_thief_rotates_its_own_views_only(victim, tmp_path):
+    victim_dir, spec = victim
+    res = run_steal(
+        _cfg(spec, method="stolenencoder", rotate=True),
+        str(victim_dir),
+        tmp_path / "r",
+        device="cpu",
+    )
+    assert res.queries_used == res.queries_sent == 40
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["details"]["config"]["rotate"] is True

@@ -30,6 +30,7 @@ class StealConfig:
     lam: float = 20.0  # StolenEncoder's λ
     distance: str = "l2"  # StolenEncoder's d
     head_epochs: int = 30  # recreate-head: epochs to recreate the victim's head first
+    rotate: bool = False  # an adaptive thief: attacker-side views also get a random rotation
 
     def __post_init__(self) -> None:
         checks = {
