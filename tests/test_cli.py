@@ -147,3 +147,14 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci_lines = (root / ".ci" / "run").read_text().splitlines()
     test_cmd = next(line for line in ci_lines if "pytest" in line)
     assert test_cmd in (root / "README.md").read_text().splitlines()
+
+
+def test_arch_options_reach_the_architecture_and_bad_ones_are_refused(tiny_npz, tmp_path):
+    res = _embed(tiny_npz, tmp_path / "w", "--arch-option", "widths=[8,16,24]")
+    assert res.exit_code == 0, res.output
+    enc = load_encoder(tmp_path / "w" / "encoder.pt")
+    assert enc.config.arch_kwargs["widths"] == [8, 16, 24]
+    for bad in ("nonsense", "depth=3"):
+        res = _embed(tiny_npz, tmp_path / "x", "--arch-option", bad)
+        assert res.exit_code == 2 and "arch" in res.output
+        assert not (tmp_path / "x").exists()

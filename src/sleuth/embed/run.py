@@ -77,7 +77,7 @@ def run_embed(
     split = make_split(len(data), cfg.public_fraction, cfg.seed)
     private = data.subset(split.private)
     input_spec = input_spec_for(private)
-    encoder_config(cfg.arch, input_spec, cfg.rep_dim, **cfg.arch_kwargs)  # refuse bad args now
+    Encoder(encoder_config(cfg.arch, input_spec, cfg.rep_dim, **cfg.arch_kwargs))  # bad args: now
     out_dir = Path(out_dir)
     info = distributed.setup(device)
     try:
