@@ -176,6 +176,11 @@ def steal(name: str = "steal") -> list[str]:
             "| defence | TA | SA stolenencoder | SA mse |",
             "| --- | ---: | ---: | ---: |",
         ]
+        base = s.get("losses", {})
+        out.append(
+            f"| none | {pct(ta)} | {pct(base.get('stolenencoder', {}).get('SA'))} | "
+            f"{pct(base.get('mse', {}).get('SA'))} |"
+        )
         for cells in s["defences"].values():
             for spec, r in cells.items():
                 mse = r.get("direct", {}).get("SA")
