@@ -24,19 +24,10 @@ from sleuth.models import load_encoder, load_owner_key
 from sleuth.models.probe import linear_probe, probe_accuracy
 from sleuth.steal import StealConfig, run_steal
 from sleuth.steal.defences import parse_defence
+from sleuth.steal.losses import LOSSES as STEAL_LOSSES
 from sleuth.steal.oracle import LocalOracle
 
-LOSSES = [
-    "mse",
-    "l1",
-    "cosine",
-    "infonce",
-    "softnn",
-    "wasserstein",
-    "barlow",
-    "supcon",
-    "symmetrized",
-]
+LOSSES = list(STEAL_LOSSES)  # every loss in the registry
 SWEEP = [250, 500, 1000, 2000, 5000]
 DEFENCES = {
     "noise": ["noise:sigma=0.5", "noise:sigma=1", "noise:sigma=1,mean=10"],
