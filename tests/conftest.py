@@ -33,3 +33,25 @@ def tiny_npz(tmp_path: Path) -> str:
 def make_images():
     """The synthetic image generator, for tests that build their own files."""
     return synthetic_images
+
+
+REF_SEEDS = (1, 2, 3, 4, 5)
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    """Two watermarked victims and five independent references on synthetic data (seconds)."""
+    from sleuth.embed import EmbedConfig, run_embed
+
+    root = tmp_path_factory.mktemp("zoo")
+    x, y = synthetic_images(n=300, seed=3)
+    np.savez(root / "data.npz", x=x, y=y)
+    spec = f"npz:{root / 'data.npz'}"
+    base = dict(data=spec, epochs=8, batch_size=32, lr=3e-3, rep_dim=16, wm_fraction=0.5)
+    for name, kw in {
+        "victim": {},
+        "victim2": {"seed": 7},
+        **{f"ref{s}": {"seed": s, "watermark": False} for s in REF_SEEDS},
+    }.items():
+        run_embed(EmbedConfig(**{**base, **kw}), root / name, device="cpu")
+    return root

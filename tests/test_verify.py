@@ -10,7 +10,6 @@ import torch
 from typer.testing import CliRunner
 
 from sleuth.cli import app
-from sleuth.embed import EmbedConfig, run_embed
 from sleuth.errors import SleuthError
 from sleuth.models import Encoder, load_encoder, save_encoder
 from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify
@@ -18,28 +17,10 @@ from sleuth.verify.result import TestResult
 from sleuth.verify.verdict import Decision, adjust, verdict
 
 SETTINGS = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
-REF_SEEDS = (1, 2, 3, 4, 5)
-
-
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory, make_images):
-    """Two watermarked victims and five independent references on synthetic data."""
-    root = tmp_path_factory.mktemp("zoo")
-    x, y = make_images(n=300, seed=3)
-    np.savez(root / "data.npz", x=x, y=y)
-    spec = f"npz:{root / 'data.npz'}"
-    base = dict(data=spec, epochs=8, batch_size=32, lr=3e-3, rep_dim=16, wm_fraction=0.5)
-    for name, kw in {
-        "victim": {},
-        "victim2": {"seed": 7},
-        **{f"ref{s}": {"seed": s, "watermark": False} for s in REF_SEEDS},
-    }.items():
-        run_embed(EmbedConfig(**{**base, **kw}), root / name, device="cpu")
-    return root
 
 
 def _refs(zoo):
-    return [str(zoo / f"ref{s}") for s in REF_SEEDS]
+    return sorted(str(p) for p in zoo.glob("ref*"))
 
 
 def _perturbed_copy(zoo, tmp_path, scale: float):

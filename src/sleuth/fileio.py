@@ -11,14 +11,28 @@ from pathlib import Path
 from sleuth.errors import SleuthError
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+def umask() -> int:
+    """The process's umask (read without changing it for longer than an instant)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(
+    path: str | Path, write: Callable[[Path], None], *, mode: int | None = None
+) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    The file gets ``mode`` (set before anything is written), else the usual permissions under
+    the umask (a temporary file alone would be readable by its owner only).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~umask())
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

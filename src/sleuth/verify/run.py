@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +46,13 @@ class VictimReport:
     reason: str
     decisions: list[Decision]
     queries: int  # images in this victim's challenge (what a black-box suspect is asked)
+    owner_key_digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "victim": self.victim,
             "victim_digest": self.victim_digest,
+            "owner_key_digest": self.owner_key_digest,
             "verdict": self.verdict,
             "reason": self.reason,
             "queries": self.queries,
@@ -68,6 +72,10 @@ class VerifyResult:
     tests: list[str]
     victims: list[VictimReport]
     seconds: float
+    challenge_key_digest: str | None = None  # black-box: the investigator's challenge key
+    inputs: dict[str, Any] = field(default_factory=dict)  # run_verify's arguments, to re-run
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def verdict(self) -> str:
@@ -84,16 +92,25 @@ class VerifyResult:
             "suspect": self.suspect,
             "suspect_digest": self.suspect_digest,
             "references": self.references,
+            "challenge_key_digest": self.challenge_key_digest,
             "alpha": self.alpha,
             "settings": asdict(self.settings),
             "tests": self.tests,
             "victims": [v.to_dict() for v in self.victims],
             "seconds": round(self.seconds, 3),
+            "inputs": self.inputs,
+            "command": self.command,
+            "created": self.created,
             "environment": environment(),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def _absolute(path: str | None) -> str | None:
+    """Paths are recorded absolute, so that a report can be re-run from anywhere."""
+    return None if path is None else str(Path(path).resolve())
 
 
 def _victim_files(victim: str) -> tuple[Path, Path]:
@@ -159,6 +176,17 @@ def run_verify(
     """Verify a white-box (``suspect``) or black-box (``suspect_reps``) suspect."""
     start = time.perf_counter()
     settings = settings or ChallengeSettings()
+    inputs = {
+        "victims": [_absolute(v) for v in victims],
+        "suspect": _absolute(suspect),
+        "suspect_reps": _absolute(suspect_reps),
+        "challenge_key": _absolute(challenge_key),
+        "arch": arch,
+        "references": [_absolute(r) for r in references],
+        "tests": list(tests) if tests is not None else None,
+        "alpha": alpha,
+        "settings": asdict(settings),
+    }
     say = progress or (lambda _msg: None)
     if (suspect is None) == (suspect_reps is None):
         raise SleuthError("give either a suspect encoder file or --suspect-reps, not both")
@@ -209,7 +237,15 @@ def run_verify(
         decisions = _decide(owner, ch, suspect_out, refs, chosen, alpha)
         all_decisions += decisions
         reports.append(
-            VictimReport(victim, sha256_file(enc_file), "", "", decisions, len(ch.images))
+            VictimReport(
+                victim,
+                sha256_file(enc_file),
+                "",
+                "",
+                decisions,
+                len(ch.images),
+                owner_key_digest=sha256_file(key_file),
+            )
         )
     adjust(all_decisions, alpha)
     for report in reports:
@@ -226,4 +262,6 @@ def run_verify(
         tests=chosen,
         victims=reports,
         seconds=time.perf_counter() - start,
+        challenge_key_digest=sha256_file(challenge_key) if challenge_key else None,
+        inputs=inputs,
     )
