@@ -469,14 +469,14 @@ def _print_summary(title: str, summary: dict[str, Any]) -> None:
     out.print(table)
 
 
-def _fmt_p(p: float | None) -> str:
-    return "-" if p is None else f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+def _print_verification(result: dict[str, Any]) -> None:
+    """The test table and verdict of each victim, from a result's (or a report's) dict form."""
+    from sleuth.verify.result import format_p
 
-
-def _print_verification(result: Any) -> None:
     colour = {"stolen": "bold red", "not_stolen": "bold green", "inconclusive": "bold yellow"}
-    for report in result.victims:
-        table = Table(title=f"{result.suspect} vs {report.victim}")
+    num = lambda x: "-" if x is None else f"{x:.4g}"  # noqa: E731
+    for report in result["victims"]:
+        table = Table(title=f"{result['suspect']} vs {report['victim']}")
         for col in (
             "test",
             "score",
@@ -489,23 +489,24 @@ def _print_verification(result: Any) -> None:
             "decision",
         ):
             table.add_column(col)
-        for d in report.decisions:
-            r = d.result
-            decision = "reject H0" if d.rejected else "keep H0" if d.counted else "not counted"
+        for t in report["tests"]:
+            decision = (
+                "reject H0" if t["rejected"] else "keep H0" if t["counted"] else "not counted"
+            )
             table.add_row(
-                r.name,
-                f"{r.score:.4g}",
-                f"{r.statistic:.4g}",
-                _fmt_p(r.p_value) if r.valid else "-",
-                _fmt_p(d.p_reference),
-                _fmt_p(d.p_adjusted) if d.counted else "-",
-                f"{r.effect:.3g}" if r.valid else r.note,
-                "-" if d.power is None else f"{d.power:.2f} ({d.n_for_power or '-'})",
+                t["name"],
+                num(t["score"]),
+                num(t["statistic"]),
+                format_p(t["p_value"]) if t["valid"] else "-",
+                format_p(t["p_reference"]),
+                format_p(t["p_adjusted"]) if t["counted"] else "-",
+                num(t["effect"]) if t["valid"] else t["note"],
+                "-" if t["power"] is None else f"{t['power']:.2f} ({t['n_for_power_0.8'] or '-'})",
                 decision,
             )
         out.print(table)
-        style = colour[report.verdict]
-        out.print(f"verdict: [{style}]{report.verdict}[/] ({report.reason})")
+        style = colour[report["verdict"]]
+        out.print(f"verdict: [{style}]{report['verdict']}[/] ({report['reason']})")
 
 
 @app.command()
@@ -578,13 +579,41 @@ def verify(
             help="Write the machine-readable result (verdict in stolen, not_stolen, inconclusive) to this file.",
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a report folder: verdict.json (in-toto statement in a DSSE envelope), evidence.h5, report.html, report.pdf (with Chromium)."
+        ),
+    ] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Ed25519 private key (`sleuth keys init`) that signs the report; passphrase from $SLEUTH_KEY_PASSPHRASE or a prompt. Default: unsigned."
+        ),
+    ] = None,
+    pdf: Annotated[
+        bool | None,
+        typer.Option(
+            "--pdf/--no-pdf",
+            help="Print report.pdf with headless Chromium. Default: when Chromium is installed.",
+        ),
+    ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            help="Save the full result with every per-sample array (HDF5) for `sleuth report make`."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty --report folder.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
 ) -> None:
     """Was SUSPECT stolen from the victim(s)? Hypothesis tests, calibrated, combined into a verdict.
 
     Exit code 0 whenever it ran, whatever the verdict; 2 on bad input.
     """
-    from sleuth.fileio import atomic_write_text
+    from sleuth.fileio import atomic_write_text, check_out_dir
     from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify
 
     settings = ChallengeSettings(samples=samples, seed=seed)
@@ -597,6 +626,9 @@ def verify(
         path, key_path = export_challenge(build_challenge(key, settings), out_file)
         out.print(f"wrote {path} (send it) and {key_path} (keep it)")
         return
+    if report is not None:  # refuse a bad folder or key before minutes of verification
+        check_out_dir(report, force=force)
+    private_key = _signing_key(sign_key) if sign_key is not None else None
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
     result = run_verify(
         victim or [],
@@ -612,7 +644,16 @@ def verify(
     )
     if json_file is not None:
         atomic_write_text(json_file, result.to_json())
-    _print_verification(result)
+    _print_verification(result.to_dict())
+    if save is not None or report is not None:
+        from sleuth.reports import Evidence, write_evidence
+
+        evidence = Evidence.from_result(result)
+        if save is not None:
+            write_evidence(evidence, save)
+            err.print(f"saved the result to {save}")
+        if report is not None:
+            _write_report(evidence, report, private_key, pdf, force)
 
 
 @app.command()
@@ -687,3 +728,207 @@ def archs() -> None:
     for name, a in ARCHITECTURES.items():
         table.add_row(name + (" (default)" if name == DEFAULT_ARCH else ""), a.description)
     out.print(table)
+
+
+PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"
+
+
+def _passphrase(confirm: bool) -> bytes:
+    """From $SLEUTH_KEY_PASSPHRASE, else asked on the terminal (never echoed, never logged)."""
+    import os
+
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value is None:
+        value = typer.prompt("passphrase", hide_input=True, confirmation_prompt=confirm, err=True)
+    return value.encode("utf-8")
+
+
+def _signing_key(path: Path) -> Any:
+    from sleuth.reports import load_private_key, private_key_is_encrypted
+
+    return load_private_key(path, _passphrase(False) if private_key_is_encrypted(path) else None)
+
+
+def _write_report(evidence: Any, out_dir: Path, key: Any, pdf: bool | None, force: bool) -> None:
+    from sleuth.reports import write_report
+
+    with err.status("writing the report"):
+        written = write_report(evidence, out_dir, private_key=key, pdf=pdf, force=force)
+    signed = f"signed by {written.signer}" if written.signer else "[bold]unsigned[/]"
+    pdf_note = "" if written.pdf or pdf is False else " (no PDF: Chromium not found)"
+    out.print(
+        f"report: {written.out_dir} ({', '.join(written.files)}; {signed}; "
+        f"{written.seconds:.1f} s){pdf_note}"
+    )
+
+
+keys_app = typer.Typer(help="Signing keys for evidence reports.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Signed evidence reports: make, check, show, rerun.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(report_app, name="report")
+
+
+@keys_app.command("init")
+@user_errors
+def keys_init(
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder for sleuth-signing.key (mode 0600) and sleuth-signing.pub."
+        ),
+    ],
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help=f"Protect the private key with a passphrase (from ${PASSPHRASE_ENV}, else asked twice).",
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key pair.")] = False,
+) -> None:
+    """Create an Ed25519 key pair (PEM) for signing reports; prints the public key's fingerprint."""
+    from sleuth.reports import generate_keypair
+
+    private, public, fp = generate_keypair(
+        out_dir, _passphrase(True) if encrypt else None, force=force
+    )
+    err.print(f"private key: {private} (keep it; mode 0600)\npublic key:  {public} (share it)")
+    out.print(f"fingerprint: {fp}")
+
+
+@report_app.command("make")
+@user_errors
+def report_make(
+    saved: Annotated[
+        Path,
+        typer.Argument(
+            help="A saved verification (`sleuth verify --save FILE.h5`, or a report's evidence.h5)."
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Report folder to write.")],
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(help="Ed25519 private key that signs the report. Default: unsigned."),
+    ] = None,
+    pdf: Annotated[
+        bool | None,
+        typer.Option(
+            "--pdf/--no-pdf",
+            help="Print report.pdf with headless Chromium. Default: when installed.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")
+    ] = False,
+) -> None:
+    """Write a signed report from a saved verification result."""
+    from sleuth.fileio import check_out_dir
+    from sleuth.reports import read_evidence
+
+    check_out_dir(out_dir, force=force)
+    evidence = read_evidence(saved)
+    key = _signing_key(sign_key) if sign_key is not None else None
+    _write_report(evidence, out_dir, key, pdf, force)
+
+
+@report_app.command("check")
+@user_errors
+def report_check(
+    report_dir: Annotated[Path, typer.Argument(help="Report folder (with verdict.json).")],
+    pub: Annotated[Path, typer.Option("--pub", help="The signer's Ed25519 public key (PEM).")],
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail when an input file (victim, suspect, reference) is not at its recorded path.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Verify the report's signature and re-hash every file it names. Exit 1 if anything fails."""
+    from sleuth.reports import check_report, load_public_key
+
+    check = check_report(report_dir, load_public_key(pub), strict=strict)
+    if as_json:
+        out.print_json(json.dumps(check.to_dict()))
+    else:
+        for problem in check.problems:
+            out.print(f"[bold red]FAIL[/] {problem}", highlight=False)
+        for warning in check.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        if check.ok:
+            n = sum(s["status"] == "ok" for s in check.subjects)
+            out.print(
+                f"[bold green]OK[/] signature valid (key {check.signer}); {n} of "
+                f"{len(check.subjects)} files re-hashed and unchanged",
+                highlight=False,
+            )
+    if not check.ok:
+        raise typer.Exit(1)
+
+
+@report_app.command("show")
+@user_errors
+def report_show(
+    report_dir: Annotated[Path, typer.Argument(help="Report folder (with verdict.json).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the statement's predicate as JSON.")
+    ] = False,
+) -> None:
+    """Print a report's summary (the signature is not checked: use `sleuth report check`)."""
+    from sleuth.reports import read_statement
+
+    predicate = read_statement(report_dir)["predicate"]
+    if as_json:
+        out.print_json(json.dumps(predicate))
+        return
+    _print_verification(predicate)
+    made = predicate["report"]
+    out.print(
+        f"overall: [bold]{predicate['verdict']}[/] at alpha {predicate['alpha']}; verified "
+        f"{predicate['verification']['created']}, signed by {made['signer'] or 'nobody'}",
+        highlight=False,
+    )
+
+
+@report_app.command("rerun")
+@user_errors
+def report_rerun(
+    report_dir: Annotated[Path, typer.Argument(help="Report folder (with verdict.json).")],
+    rtol: Annotated[
+        float, typer.Option(help="Relative tolerance for statistics and p-values.")
+    ] = 1e-6,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+) -> None:
+    """Re-run the recorded verification and say whether verdict and statistics are reproduced.
+
+    Exit 0 when reproduced, 1 when not.
+    """
+    from sleuth.reports import compare, read_statement
+    from sleuth.verify import ChallengeSettings, run_verify
+
+    predicate = read_statement(report_dir)["predicate"]
+    inputs = dict(predicate["inputs"])
+    inputs["settings"] = ChallengeSettings(**inputs["settings"])
+    victims = inputs.pop("victims")
+    progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+    result = run_verify(victims, **inputs, progress=progress)
+    rep = compare(predicate, result.to_dict(), rtol=rtol)
+    if as_json:
+        out.print_json(json.dumps(rep.to_dict()))
+    else:
+        for line in rep.differences:
+            out.print(f"- {line}", highlight=False)
+        word = "[bold green]reproduced[/]" if rep.reproduced else "[bold red]NOT reproduced[/]"
+        out.print(
+            f"{word}: verdict {'same' if rep.verdict_reproduced else 'different'}, statistics "
+            f"{'within' if rep.statistics_reproduced else 'outside'} rtol {rtol:g} (largest relative "
+            f"difference {rep.max_relative_difference:.1e}); inputs "
+            f"{'unchanged' if rep.inputs_unchanged else 'CHANGED'}",
+            highlight=False,
+        )
+    if not rep.reproduced:
+        raise typer.Exit(1)

@@ -64,6 +64,11 @@ def finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def format_p(p: float | None) -> str:
+    """A p-value for people: scientific below 0.001, three decimals above, "-" when missing."""
+    return "-" if p is None else f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+
+
 def invalid(name: str, family: str, note: str, *, n: int = 0, direction: int = 1) -> TestResult:
     """A test that could not run or whose assumptions failed: it never supports an accusation."""
     nan = float("nan")

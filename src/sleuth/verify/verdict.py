@@ -41,6 +41,15 @@ POWER_KIND = {
     "noise-sensitivity": "one-sample",
 }
 VERDICTS = ("stolen", "not_stolen", "inconclusive")
+DECISION_RULE = (
+    "A test counts if it ran and its assumptions held. With at least "
+    f"{MIN_REFERENCES} independent references "
+    "its p-value is the larger of its analytic p and its reference-calibrated p (distance, "
+    "alignment and noise tests count only with references). Holm's correction runs over every "
+    "counted test of every victim at alpha. stolen: rejections from at least two families of "
+    f"evidence; not_stolen: at least two families counted and no adjusted p below {CLEAR}; "
+    "otherwise inconclusive."
+)
 
 
 @dataclass

@@ -1,0 +1,130 @@
+"""``evidence.h5``: a verification result with the raw per-sample arrays behind every test.
+
+It is both the report's evidence file and the saved form of a verification (``sleuth verify
+--save``), from which ``sleuth report make`` builds a report later. Layout:
+
+- root attributes: ``format``, ``format_version``, ``result`` (the verification's JSON);
+- one group per victim (``victim-0``, …) with its verdict, then one group per test holding the
+  per-sample arrays (gzip) and ``reference_scores``, each with a ``description`` attribute.
+
+Written without HDF5 timestamps, so the same result gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from sleuth.errors import SleuthError
+from sleuth.fileio import atomic_write
+from sleuth.verify import VerifyResult
+
+EVIDENCE_FORMAT = "sleuth-evidence"
+EVIDENCE_VERSION = 1
+
+# What each per-sample array of ``sleuth.verify.stats`` holds, in plain words.
+ARRAY_MEANINGS = {
+    "correct": "per privately rotated image: 1 if the victim's augmentation predictor recovered "
+    "the private rotation class from the suspect's representation",
+    "private_loss": "per private (trained-on) image: contrastive loss of its two views through "
+    "the victim's projection head",
+    "public_loss": "per public (held-out) image: contrastive loss of its two views through the "
+    "victim's projection head",
+    "private_loglik": "per held-out private image: log-likelihood under a Gaussian mixture fitted "
+    "on the suspect's representations of the other private images",
+    "public_loglik": "per public image: log-likelihood under the same Gaussian mixture",
+    "suspect": "per private image: the suspect's value (distance or aligned similarity to the "
+    "victim)",
+    "reference_mean": "per private image: the mean of the references' values on the same image",
+    "difference": "per private image: suspect minus the references' mean (the paired t-test's "
+    "input)",
+    "victim_spread": "per private point: spread of the victim's representation under small input "
+    "noise, relative to its representation size",
+    "suspect_spread": "per private point: the same spread for the suspect",
+    "reference_scores": "per independent reference: its score on this test, computed exactly as "
+    "the suspect's (the calibration's null sample)",
+}
+
+
+@dataclass
+class Evidence:
+    """A verification result as plain data: its JSON and, per (victim index, test), arrays."""
+
+    result: dict[str, Any]
+    arrays: dict[tuple[int, str], dict[str, np.ndarray]]
+
+    @classmethod
+    def from_result(cls, result: VerifyResult) -> Evidence:
+        arrays = {
+            (i, d.result.name): {
+                **{k: np.asarray(v) for k, v in d.result.samples.items()},
+                "reference_scores": np.asarray(d.reference_scores, np.float64),
+            }
+            for i, victim in enumerate(result.victims)
+            for d in victim.decisions
+        }
+        return cls(result.to_dict(), arrays)
+
+    def tests(self, victim: int) -> list[dict[str, Any]]:
+        """The decisions (as dicts) of one victim, in order."""
+        return self.result["victims"][victim]["tests"]
+
+
+def write_evidence(evidence: Evidence, path: str | Path) -> Path:
+    """Write ``evidence`` atomically to ``path`` (HDF5)."""
+
+    def dump(tmp: Path) -> None:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            f.attrs["format"] = EVIDENCE_FORMAT
+            f.attrs["format_version"] = EVIDENCE_VERSION
+            f.attrs["result"] = json.dumps(evidence.result, allow_nan=False)
+            for i, victim in enumerate(evidence.result["victims"]):
+                group = f.create_group(f"victim-{i}", track_order=True)
+                group.attrs["victim"] = victim["victim"]
+                group.attrs["verdict"] = victim["verdict"]
+                group.attrs["reason"] = victim["reason"]
+                for test in victim["tests"]:
+                    tg = group.create_group(test["name"], track_order=True)
+                    tg.attrs["family"] = test["family"]
+                    tg.attrs["alternative"] = test["alternative"]
+                    tg.attrs["compared"] = test["compared"]
+                    if test["score"] is not None:
+                        tg.attrs["suspect_score"] = test["score"]
+                    for name, values in evidence.arrays.get((i, test["name"]), {}).items():
+                        data = values.astype(np.uint8) if values.dtype == bool else values
+                        ds = tg.create_dataset(
+                            name, data=data, compression="gzip", track_times=False
+                        )
+                        ds.attrs["description"] = ARRAY_MEANINGS.get(name, name)
+
+    return atomic_write(path, dump)
+
+
+def read_evidence(path: str | Path) -> Evidence:
+    """Read an evidence file written by ``write_evidence``; anything else is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise SleuthError(f"evidence file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != EVIDENCE_FORMAT:
+                raise SleuthError(f"{path} is not a sleuth evidence file")
+            version = int(f.attrs.get("format_version", 0))
+            if version > EVIDENCE_VERSION:
+                raise SleuthError(f"{path}: evidence format {version} is newer than this sleuth")
+            result = json.loads(f.attrs["result"])
+            arrays = {
+                (i, test["name"]): {
+                    name: ds[()] for name, ds in f[f"victim-{i}"][test["name"]].items()
+                }
+                for i, victim in enumerate(result["victims"])
+                for test in victim["tests"]
+            }
+    except (OSError, KeyError, ValueError) as exc:
+        raise SleuthError(f"cannot read evidence from {path}: {exc}") from None
+    return Evidence(result, arrays)

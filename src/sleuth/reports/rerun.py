@@ -1,0 +1,87 @@
+"""``sleuth report rerun``: does re-running the recorded verification give the recorded result?
+
+The comparison is of values, not bytes: the verdict of every victim must match exactly, and every
+test's statistic and p-values must agree within a relative tolerance (floating-point results can
+differ in the last digits between machines and library builds).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+COMPARED = ("statistic", "p_value", "p_reference", "p_decision", "p_adjusted", "score")
+
+
+@dataclass
+class Reproduction:
+    """Whether a re-run reproduced a recorded verification, and every difference found."""
+
+    verdict_reproduced: bool
+    statistics_reproduced: bool
+    inputs_unchanged: bool
+    differences: list[str] = field(default_factory=list)
+    max_relative_difference: float = 0.0
+
+    @property
+    def reproduced(self) -> bool:
+        return self.verdict_reproduced and self.statistics_reproduced
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reproduced": self.reproduced,
+            "verdict_reproduced": self.verdict_reproduced,
+            "statistics_reproduced": self.statistics_reproduced,
+            "inputs_unchanged": self.inputs_unchanged,
+            "max_relative_difference": self.max_relative_difference,
+            "differences": self.differences,
+        }
+
+
+def _relative(a: float | None, b: float | None) -> float:
+    """|a - b| relative to the larger magnitude; both missing (NaN as None) counts as equal."""
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else math.inf
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale == 0 else abs(a - b) / scale
+
+
+def _digests(result: dict[str, Any]) -> list[str | None]:
+    return [
+        result["suspect_digest"],
+        result.get("challenge_key_digest"),
+        *(v["victim_digest"] for v in result["victims"]),
+        *(v["owner_key_digest"] for v in result["victims"]),
+        *(r["sha256"] for r in result["references"]),
+    ]
+
+
+def compare(recorded: dict[str, Any], rerun: dict[str, Any], rtol: float = 1e-6) -> Reproduction:
+    """Compare a recorded predicate (or result) with the result of re-running it."""
+    rep = Reproduction(True, True, _digests(recorded) == _digests(rerun))
+    if not rep.inputs_unchanged:
+        rep.differences.append("input files differ from the recorded digests")
+    for old, new in zip(recorded["victims"], rerun["victims"], strict=True):
+        if old["verdict"] != new["verdict"]:
+            rep.verdict_reproduced = False
+            rep.differences.append(
+                f"{old['victim']}: verdict {old['verdict']} recorded, {new['verdict']} now"
+            )
+        new_tests = {t["name"]: t for t in new["tests"]}
+        for test in old["tests"]:
+            now = new_tests.get(test["name"])
+            if now is None:
+                rep.statistics_reproduced = False
+                rep.differences.append(f"{test['name']}: not run again")
+                continue
+            for key in COMPARED:
+                diff = _relative(test[key], now[key])
+                if math.isfinite(diff):
+                    rep.max_relative_difference = max(rep.max_relative_difference, diff)
+                if diff > rtol:
+                    rep.statistics_reproduced = False
+                    rep.differences.append(
+                        f"{test['name']} {key}: {test[key]} recorded, {now[key]} now"
+                    )
+    return rep
