@@ -372,9 +372,7 @@ def test_cli_keys_verify_report_check_show_rerun(case, tmp_path):
     assert res.exit_code == 0 and "OK signature valid" in res.stdout
     res = runner.invoke(app, ["report", "show", str(rep_dir)])
     assert (
-        res.exit_code == 0
-        and "verdict: stolen" in res.stdout
-        and "overall: stolen" in res.stdout
+        res.exit_code == 0 and "verdict: stolen" in res.stdout and "overall: stolen" in res.stdout
     )
     res = runner.invoke(app, ["report", "rerun", str(rep_dir), "--quiet", "--json"])
     assert res.exit_code == 0, res.output

@@ -72,6 +72,21 @@ DataOpt = Annotated[
 ]
 
 
+SignKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Ed25519 private key (`sleuth keys init`) that signs the report; passphrase from $SLEUTH_KEY_PASSPHRASE or a prompt. Default: unsigned."
+    ),
+]
+PdfOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--pdf/--no-pdf",
+        help="Print report.pdf with headless Chromium. Default: when Chromium is installed.",
+    ),
+]
+
+
 class EmbedProgress:
     """A rich progress bar over all training steps, on stderr."""
 
@@ -585,19 +600,8 @@ def verify(
             help="Write a report folder: verdict.json (in-toto statement in a DSSE envelope), evidence.h5, report.html, report.pdf (with Chromium)."
         ),
     ] = None,
-    sign_key: Annotated[
-        Path | None,
-        typer.Option(
-            help="Ed25519 private key (`sleuth keys init`) that signs the report; passphrase from $SLEUTH_KEY_PASSPHRASE or a prompt. Default: unsigned."
-        ),
-    ] = None,
-    pdf: Annotated[
-        bool | None,
-        typer.Option(
-            "--pdf/--no-pdf",
-            help="Print report.pdf with headless Chromium. Default: when Chromium is installed.",
-        ),
-    ] = None,
+    sign_key: SignKeyOpt = None,
+    pdf: PdfOpt = None,
     save: Annotated[
         Path | None,
         typer.Option(
@@ -730,6 +734,77 @@ def archs() -> None:
     out.print(table)
 
 
+@app.command()
+@user_errors
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for every model, key and report of the demo.")
+    ] = Path("runs/demo"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse the models an earlier demo left in --out.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")
+    ] = False,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
+    ] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (no progress bars).")
+    ] = False,
+) -> None:
+    """The whole story on the embedded data in under 10 minutes on 2 cores: watermark a victim,
+    train independent encoders, steal two copies, verify them and an independent one, sign and
+    check the reports.
+
+    Exit 0 when every verdict is the expected one and every report checks, else 1.
+    """
+    from dataclasses import asdict
+
+    from sleuth.demo import run_demo
+
+    show = not (quiet or as_json)
+
+    def progress(kind: str) -> Any:
+        bar = EmbedProgress if kind == "embed" else StageProgress
+        return bar(enabled=show)
+
+    result = run_demo(
+        out_dir,
+        force=force,
+        resume=resume,
+        device=device,
+        say=(lambda msg: err.print(f"[bold]{msg}[/]")) if show else (lambda _msg: None),
+        progress=progress,
+    )
+    if as_json:
+        summary = {
+            "ok": result.ok,
+            "rows": [asdict(r) for r in result.rows],
+            "public_key": str(result.public_key),
+            "timings_s": result.timings,
+        }
+        out.print_json(json.dumps(summary))
+    else:
+        table = Table(title=f"sleuth demo ({result.timings['total']:.0f} s)")
+        for col in ("suspect", "how it was made", "verdict", "strongest test", "report", "check"):
+            table.add_column(col)
+        for r in result.rows:
+            style = "green" if r.as_expected else "bold red"
+            table.add_row(
+                r.suspect, r.made, f"[{style}]{r.verdict}[/]", r.strongest, r.report, r.check
+            )
+        out.print(table)
+        out.print(
+            f"check a report yourself: sleuth report check {result.rows[0].report} "
+            f"--pub {result.public_key}",
+            highlight=False,
+        )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"
 
 
@@ -808,17 +883,8 @@ def report_make(
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Report folder to write.")],
-    sign_key: Annotated[
-        Path | None,
-        typer.Option(help="Ed25519 private key that signs the report. Default: unsigned."),
-    ] = None,
-    pdf: Annotated[
-        bool | None,
-        typer.Option(
-            "--pdf/--no-pdf",
-            help="Print report.pdf with headless Chromium. Default: when installed.",
-        ),
-    ] = None,
+    sign_key: SignKeyOpt = None,
+    pdf: PdfOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")
     ] = False,

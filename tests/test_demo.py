@@ -1,0 +1,64 @@
+"""sleuth demo end to end on tiny synthetic data: every stage runs, the independent encoder is
+cleared and the copy is not, the reports check, and --resume reuses every model."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sleuth.cli import app
+from sleuth.demo import DemoPlan, run_demo
+from sleuth.embed import EmbedConfig
+from sleuth.errors import SleuthError
+from sleuth.reports import read_statement
+from sleuth.steal import StealConfig
+from sleuth.verify import ChallengeSettings
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory, make_images):
+    root = tmp_path_factory.mktemp("demo-data")
+    x, y = make_images(n=300, seed=3)
+    np.savez(root / "data.npz", x=x, y=y)
+    spec = f"npz:{root / 'data.npz'}"
+    return DemoPlan(
+        recipe=EmbedConfig(
+            data=spec, epochs=8, batch_size=32, lr=3e-3, rep_dim=16, wm_fraction=0.5
+        ),
+        independent=4,
+        losses=("mse",),
+        attack=StealConfig(data=spec, public_split=True, queries=150, epochs=40, lr=3e-3),
+        challenge=ChallengeSettings(samples=60, noise_points=20, noise_draws=5),
+    )
+
+
+def test_demo_tells_the_story_and_resume_reuses_every_model(plan, tmp_path):
+    result = run_demo(tmp_path / "d", plan, device="cpu")
+    by_name = {r.suspect: r for r in result.rows}
+    assert set(by_name) == {"stolen-mse", "independent-4"}
+    assert by_name["independent-4"].verdict == "not_stolen"
+    # 150 queries of tiny images do not carry the watermark over, so the copy may stay
+    # inconclusive here (one family); the full-size demo's `stolen` is measured in
+    # docs/benchmarks.md. It must never be cleared, and the distance evidence must show.
+    copy = by_name["stolen-mse"]
+    assert copy.verdict in ("stolen", "inconclusive") and copy.strongest.startswith("distance")
+    assert all(r.check == "ok" for r in result.rows)
+    assert result.ok == (copy.verdict == "stolen")
+    # the independent encoder is calibrated against the others only, never against itself
+    inputs = read_statement(by_name["independent-4"].report)["predicate"]["inputs"]
+    assert len(inputs["references"]) == 3
+    assert not any(r.endswith("independent-4") for r in inputs["references"])
+    again = run_demo(tmp_path / "d", plan, device="cpu", resume=True)
+    assert set(again.timings) == {"total"}  # nothing trained again
+    assert [r.verdict for r in again.rows] == [r.verdict for r in result.rows]
+
+
+def test_demo_refuses_too_few_independent_encoders_and_a_busy_folder(plan, tmp_path):
+    with pytest.raises(SleuthError, match="at least 4"):
+        run_demo(tmp_path / "a", DemoPlan(independent=3))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    res = CliRunner().invoke(app, ["demo", "--out", str(busy), "--json"])
+    assert res.exit_code == 2 and "not empty" in res.output
+    assert [p.name for p in busy.iterdir()] == ["x"]
+    assert not (tmp_path / "a").exists()
