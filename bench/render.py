@@ -293,6 +293,55 @@ def verify() -> list[str]:
     return out
 
 
+def report() -> list[str]:
+    r = load("report")
+    if not r:
+        return ["*(not run yet: `python bench/report.py`)*"]
+    med = r["report_median_seconds"]
+    rows = [
+        f"| {label} | {med[label]:.2f} | {', '.join(f'{x:.2f}' for x in r['report_seconds'][label])} |"
+        for label in med
+    ]
+    return [
+        f"Machine: {r['machine']}. The demo's mse copy verified at {r['samples']} samples "
+        f"({r['verify_seconds']:.1f} s, verdict {r['verdict']}), then its signed report written "
+        "(evidence.h5, plots, report.html, optionally report.pdf through headless Chromium, "
+        "statement, signature) and checked.",
+        "",
+        "Command: `python bench/report.py --demo runs/demo2` (after `sleuth demo --out runs/demo2`).",
+        "",
+        "| step | median s | runs (s) |",
+        "| --- | ---: | --- |",
+        *rows,
+        "",
+        "Sizes (bytes): " + ", ".join(f"{k} {v:,}" for k, v in r["file_bytes"].items()) + ".",
+        "",
+        f"Acceptance (issue 5): a report in at most 10 s beyond the verification: "
+        f"{max(v for k, v in med.items() if not k.startswith('check')):.1f} s.",
+    ]
+
+
+def demo() -> list[str]:
+    d = load("demo")
+    if not d:
+        return ["*(not run yet: `sleuth demo --json`)*"]
+    rows = [
+        f"| {r['suspect']} | {r['made']} | {r['verdict']} | {r['strongest']} | "
+        f"{r['verify_seconds']:.1f} | {r['report_seconds']:.1f} | {r['check']} |"
+        for r in d["rows"]
+    ]
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in d["timings_s"].items() if k != "total")
+    return [
+        f"Machine: {d['machine']}. Command: `{d['command']}` on a fresh folder.",
+        "",
+        "| suspect | how it was made | verdict | strongest test | verify s | report s | check |",
+        "| --- | --- | --- | --- | ---: | ---: | --- |",
+        *rows,
+        "",
+        f"Wall time {d['wall_seconds']:.0f} s (limit 600 s); stages: {stages}.",
+    ]
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -321,6 +370,14 @@ def main() -> None:
         "## Verification (issue 4)",
         "",
         *verify(),
+        "",
+        "## Signed reports (issue 5)",
+        "",
+        *report(),
+        "",
+        "## The demo (issue 6)",
+        "",
+        *demo(),
     ]
     print("\n".join(lines))
 

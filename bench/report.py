@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--results", default="bench/results/report.json")
     args = parser.parse_args()
     demo = Path(args.demo)
-    refs = sorted(str(p) for p in demo.glob("reference-*"))
+    refs = sorted(str(p) for p in demo.glob("independent-*"))
     result = run_verify(
         [str(demo / "victim")],
         suspect=str(demo / "stolen-mse"),
@@ -68,8 +68,8 @@ def main() -> None:
         "samples": args.samples,
         "verify_seconds": round(result.seconds, 2),
         "verdict": result.verdict,
-        "report_seconds": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "report_median_seconds": {k: round(statistics.median(v), 2) for k, v in runs.items()},
+        "report_seconds": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+        "report_median_seconds": {k: round(statistics.median(v), 3) for k, v in runs.items()},
         "file_bytes": sizes,
     }
     Path(args.results).write_text(json.dumps(record, indent=2) + "\n")
