@@ -446,3 +446,21 @@ def test_cli_bad_inputs_are_one_line_and_exit_2(case, tmp_path):
         assert res.exit_code == 2, (argv, res.output)
         assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists() and [p.name for p in busy.iterdir()] == ["x"]
+
+
+def test_cli_encrypted_key_signs_with_the_passphrase_from_the_environment(case, tmp_path):
+    runner = CliRunner()
+    env = {"SLEUTH_KEY_PASSPHRASE": "s3cret"}
+    res = runner.invoke(app, ["keys", "init", "--out", str(tmp_path / "k"), "--encrypt"], env=env)
+    assert res.exit_code == 0, res.output
+    key = tmp_path / "k" / "sleuth-signing.key"
+    assert b"ENCRYPTED PRIVATE KEY" in key.read_bytes()
+    saved = write_evidence(Evidence.from_result(case["result"]), tmp_path / "saved.h5")
+    make = ["report", "make", str(saved), "--sign-key", str(key), "--no-pdf", "--out"]
+    wrong = runner.invoke(app, [*make, str(tmp_path / "bad")], env={"SLEUTH_KEY_PASSPHRASE": "no"})
+    assert wrong.exit_code == 2 and "wrong passphrase" in wrong.output
+    assert not (tmp_path / "bad").exists()
+    res = runner.invoke(app, [*make, str(tmp_path / "r")], env=env)
+    assert res.exit_code == 0, res.output
+    pub = tmp_path / "k" / "sleuth-signing.pub"
+    assert check_report(tmp_path / "r", load_public_key(pub)).ok
