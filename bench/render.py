@@ -342,6 +342,31 @@ def demo() -> list[str]:
     ]
 
 
+def scaling() -> list[str]:
+    sc = load("scaling")
+    if not sc:
+        return ["*(not run yet: `python bench/scaling.py`)*"]
+    return [
+        f"Machine: {sc['machine']}. The demo's mse copy verified against its victim with "
+        f"{sc['models'] - 2} independent encoders ({sc['models']} models answer the challenge), "
+        "smallresnet throughout.",
+        "",
+        "Command: `python bench/scaling.py --demo runs/demo2`",
+        "",
+        "| samples | queries per model | seconds | verdict |",
+        "| ---: | ---: | ---: | --- |",
+        *(
+            f"| {r['samples']:,} | {r['queries']:,} | {r['seconds']:.1f} | {r['verdict']} |"
+            for r in sc["verify"]
+        ),
+        "",
+        "![verification time against samples](scaling-verify.png)",
+        "",
+        "Not measured yet: a ResNet18 victim and references, and stealing and embedding time "
+        "against data size.",
+    ]
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -378,6 +403,10 @@ def main() -> None:
         "## The demo (issue 6)",
         "",
         *demo(),
+        "",
+        "## Scaling (issue 6, in part)",
+        "",
+        *scaling(),
     ]
     print("\n".join(lines))
 
