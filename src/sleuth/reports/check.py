@@ -1,10 +1,9 @@
 """``sleuth report check``: is this report what its signer wrote, about the files it names?
 
 The signature over the statement is verified first (DSSE, Ed25519): an unsigned report fails.
-Then every subject is
-re-hashed. Files inside the report folder must be present and unchanged. Inputs outside it
-(victim, suspect, references) are re-hashed where they exist at their recorded path; one that
-is absent is reported as not re-hashed, and fails the check only with ``strict``.
+Then every subject is re-hashed. Files inside the report folder must be present and unchanged.
+Inputs outside it (victim, suspect, references) are re-hashed where they exist at their recorded
+path; one that is absent is reported as not re-hashed, and fails the check only with ``strict``.
 """
 
 from __future__ import annotations

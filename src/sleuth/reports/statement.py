@@ -37,19 +37,16 @@ def input_subjects(result: dict[str, Any]) -> list[dict[str, Any]]:
             subject(str(Path(path) / "owner-key.pt"), victim["owner_key_digest"], "owner-key")
         )
     if inputs["suspect"] is not None:
-        suspect = Path(inputs["suspect"])
-        file = suspect / "encoder.pt" if suspect.is_dir() else suspect
-        subjects.append(subject(str(file), result["suspect_digest"], "suspect"))
+        subjects.append(subject(result["suspect_file"], result["suspect_digest"], "suspect"))
     else:
         subjects.append(
-            subject(inputs["suspect_reps"], result["suspect_digest"], "suspect-answers")
+            subject(result["suspect_file"], result["suspect_digest"], "suspect-answers")
         )
         subjects.append(
             subject(inputs["challenge_key"], result["challenge_key_digest"], "challenge-key")
         )
-    for path, ref in zip(inputs["references"], result["references"], strict=True):
-        file = Path(path) / "encoder.pt" if Path(path).is_dir() else Path(path)
-        subjects.append(subject(str(file), ref["sha256"], "reference"))
+    for ref in result["references"]:
+        subjects.append(subject(ref["file"], ref["sha256"], "reference"))
     return subjects
 
 

@@ -72,6 +72,7 @@ class VerifyResult:
     tests: list[str]
     victims: list[VictimReport]
     seconds: float
+    suspect_file: str = ""  # absolute path of the file hashed: encoder file or answers
     challenge_key_digest: str | None = None  # black-box: the investigator's challenge key
     inputs: dict[str, Any] = field(default_factory=dict)  # run_verify's arguments, to re-run
     command: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -91,6 +92,7 @@ class VerifyResult:
             "verdict": self.verdict,
             "suspect": self.suspect,
             "suspect_digest": self.suspect_digest,
+            "suspect_file": self.suspect_file,
             "references": self.references,
             "challenge_key_digest": self.challenge_key_digest,
             "alpha": self.alpha,
@@ -121,14 +123,14 @@ def _victim_files(victim: str) -> tuple[Path, Path]:
     return enc, key
 
 
-def _file_digest(path: str) -> str:
+def _encoder_file(path: str) -> Path:
+    """The file a model path names: the path itself, or an artifact folder's encoder.pt."""
     p = Path(path)
-    return sha256_file(p / "encoder.pt" if p.is_dir() else p)
+    return (p / "encoder.pt" if p.is_dir() else p).resolve()
 
 
 def _load_model(path: str, arch: str | None = None) -> Encoder:
-    p = Path(path)
-    return load_encoder(p / "encoder.pt" if p.is_dir() else p, arch=arch)
+    return load_encoder(_encoder_file(path), arch=arch)
 
 
 def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
@@ -208,6 +210,7 @@ def run_verify(
     unknown = [t for t in chosen if t not in TESTS]
     if unknown:
         raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(TESTS)})")
+    suspect_file = _encoder_file(suspect) if suspect is not None else Path(suspect_reps).resolve()
     suspect_model = _load_model(suspect, arch) if suspect is not None else None
     ref_models = [_load_model(r) for r in references]
     used = _comparable(suspect_model, ref_models)
@@ -252,9 +255,15 @@ def run_verify(
         report.verdict, report.reason = verdict(report.decisions)
     return VerifyResult(
         suspect=suspect or str(suspect_reps),
-        suspect_digest=_file_digest(suspect if suspect is not None else suspect_reps),
+        suspect_digest=sha256_file(suspect_file),
+        suspect_file=str(suspect_file),
         references=[
-            {"path": r, "sha256": _file_digest(r), "used": i in used}
+            {
+                "path": r,
+                "file": str(_encoder_file(r)),
+                "sha256": sha256_file(_encoder_file(r)),
+                "used": i in used,
+            }
             for i, r in enumerate(references)
         ],
         alpha=alpha,
