@@ -39,6 +39,7 @@ from sleuth.reports import (
 from sleuth.reports.envelope import PAYLOAD_TYPE, EnvelopeError, open_envelope, seal, serialise
 from sleuth.reports.evidence import ARRAY_MEANINGS
 from sleuth.reports.pdf import find_browser
+from sleuth.reports.plots import figure_for
 from sleuth.reports.statement import PREDICATE_TYPE, STATEMENT_TYPE
 from sleuth.verify import ChallengeSettings, run_verify
 
@@ -226,6 +227,13 @@ def test_html_has_verdict_every_test_row_and_every_plot(case, tmp_path):
     for s in read_statement(written.out_dir)["subject"]:
         if s["name"] != "report.html":
             assert s["digest"]["sha256"] in page
+
+
+@pytest.mark.parametrize("k", [0, 37, 40])
+def test_watermark_plot_draws_every_accuracy_including_all_and_none_correct(k):
+    test = {"name": "watermark-binomial", "effect": k / 40 - 0.5, "score": k / 40, "direction": 1}
+    arrays = {"correct": np.arange(40) < k, "reference_scores": np.array([0.5, 0.48, 0.52])}
+    assert figure_for(test, arrays)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _flip(path: Path, offset: int) -> bytes:
@@ -464,3 +472,29 @@ def test_cli_encrypted_key_signs_with_the_passphrase_from_the_environment(case, 
     assert res.exit_code == 0, res.output
     pub = tmp_path / "k" / "sleuth-signing.pub"
     assert check_report(tmp_path / "r", load_public_key(pub)).ok
+
+
+def test_black_box_report_names_the_answers_and_the_challenge_key(case, tmp_path):
+    from sleuth.models import load_owner_key
+    from sleuth.verify import build_challenge, export_challenge
+
+    root = case["root"]
+    ch = build_challenge(load_owner_key(root / "victim" / "owner-key.pt"), SETTINGS)
+    _, key_path = export_challenge(ch, tmp_path / "challenge.h5")
+    with h5py.File(tmp_path / "answers.h5", "w") as f:
+        f["answers"] = load_encoder(root / "suspect.pt").represent(ch.images).numpy()
+    result = run_verify(
+        [str(root / "victim")],
+        suspect_reps=str(tmp_path / "answers.h5"),
+        challenge_key=str(key_path),
+        references=[str(root / f"ref{i}") for i in (1, 2, 3, 4)],
+    )
+    key = load_private_key(case["key"])
+    written = write_report(Evidence.from_result(result), tmp_path / "r", private_key=key, pdf=False)
+    check = check_report(written.out_dir, load_public_key(case["pub"]))
+    roles = {s["role"]: s["name"] for s in check.subjects}
+    assert check.ok and roles["suspect-answers"] == str(tmp_path / "answers.h5")
+    assert roles["challenge-key"] == str(key_path.resolve())
+    original = _flip(tmp_path / "answers.h5", 100)
+    assert "answers.h5" in check_report(written.out_dir, load_public_key(case["pub"])).problems[0]
+    (tmp_path / "answers.h5").write_bytes(original)

@@ -36,7 +36,9 @@ def _watermark_panel(ax, correct: np.ndarray, test: dict[str, Any]) -> None:
     low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
     acc = k / n
     chance = acc - test["effect"] if test["effect"] is not None else None
-    ax.bar([0], [acc], width=0.4, color=COLOURS[0], yerr=[[acc - low], [high - acc]], capsize=6)
+    # the interval's ends can miss acc by rounding when every or no trial is correct
+    error = [[max(acc - low, 0.0)], [max(high - acc, 0.0)]]
+    ax.bar([0], [acc], width=0.4, color=COLOURS[0], yerr=error, capsize=6)
     ax.set_xlim(-1, 1)
     ax.set_xticks([0], ["suspect"])
     if chance is not None:
