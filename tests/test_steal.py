@@ -281,3 +281,48 @@ def test_rotation_invariant_thief_rotates_its_own_views_only(victim, tmp_path):
     assert res.queries_used == res.queries_sent == 40
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["details"]["config"]["rotate"] is True
+
+
+def test_augmented_queries_send_views_not_images(victim, tmp_path):
+    """000 Table 17's Standard: a one-view loss queries one augmented view per image, so the
+    victim sees no image of the surrogate set as it is; the budget is spent exactly as before."""
+    victim_dir, spec = victim
+    sent = []
+    real = LocalOracle.answer
+
+    def spy(self, images):
+        sent.append(images.clone())
+        return real(self, images)
+
+    surrogate = to_float(load_images(spec, "train").images)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LocalOracle, "answer", spy)
+        res = run_steal(
+            _cfg(spec, augment_queries=True), str(victim_dir), tmp_path / "a", device="cpu"
+        )
+    assert res.queries_used == 40
+    queried = torch.cat(sent)
+    flat = surrogate.flatten(1)
+    # no query equals any surrogate image (an augmented view differs from its source)
+    dists = torch.cdist(queried.flatten(1), flat).min(dim=1).values
+    assert (dists > 1e-3).all()
+    with pytest.raises(SleuthError, match="one-view"):
+        run_steal(_cfg(spec, loss="barlow", augment_queries=True), str(victim_dir), tmp_path / "b")
+    with pytest.raises(SleuthError, match="augment_queries"):
+        StealConfig(method="stolenencoder", augment_queries=True)
+
+
+def test_query_aug_pays_one_query_per_view_per_epoch(victim, tmp_path):
+    """002's StolenEncoder-query-aug: 1 + epochs queries per surrogate image, all within budget."""
+    victim_dir, spec = victim
+    cfg = _cfg(spec, method="stolenencoder", query_aug=True, queries=100, epochs=3)
+    res = run_steal(cfg, str(victim_dir), tmp_path / "q", device="cpu")
+    # 100 // (1 + 3) = 25 images: 25 raw queries, then one batch of 16 views per epoch
+    # (the trailing partial batch is dropped, as in every attack)
+    assert res.queries_used == res.queries_sent == 25 + 3 * 16
+    plain = run_steal(
+        _cfg(spec, method="stolenencoder", queries=60, epochs=3), str(victim_dir), tmp_path / "p"
+    )
+    assert plain.queries_used == 60  # without query-aug: one query per image, 60 images
+    with pytest.raises(SleuthError, match="query_aug"):
+        StealConfig(method="direct", query_aug=True)

@@ -399,6 +399,20 @@ def steal(
             "two-view losses).",
         ),
     ] = False,
+    augment_queries: Annotated[
+        bool,
+        typer.Option(
+            "--augment-queries",
+            help="direct with a one-view loss: send one SimCLR-augmented view of each image instead of the image itself (000 Table 17's Standard; with --rotation-invariant, +Rotation).",
+        ),
+    ] = False,
+    query_aug: Annotated[
+        bool,
+        typer.Option(
+            "--query-aug",
+            help="stolenencoder: also send every augmented view to the victim, 1 + epochs queries per image (002 Table X's StolenEncoder-query-aug).",
+        ),
+    ] = False,
     defence: Annotated[
         list[str] | None,
         typer.Option(
@@ -450,6 +464,8 @@ def steal(
         head_epochs=head_epochs,
         seed=seed,
         rotate=rotation_invariant,
+        augment_queries=augment_queries,
+        query_aug=query_aug,
     )
     with StageProgress(enabled=not (quiet or as_json)) as progress:
         result = run_steal(

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sleuth.data.augment import SimCLRAugment, rotate
+from sleuth.errors import SleuthError
 from sleuth.models import Encoder, projection_head
 from sleuth.models.losses import nt_xent
 from sleuth.steal.config import StealConfig
@@ -126,15 +127,22 @@ def direct(ctx: AttackContext) -> list[float]:
     """000 Alg. 1: train f_a so that f_a(w) matches f_v(w') under the chosen loss.
 
     One-view losses query the raw images once (w = w' = x, the papers' setting for MSE, InfoNCE,
-    SoftNN, ...); two-view losses (the papers' starred ones) query two augmented views per image
-    and match each stolen view to the *other* view's answer.
+    SoftNN, ...), or with ``augment_queries`` one augmented view of each (000 Table 17's
+    "Standard", "+Rotation" with ``rotate``); two-view losses (the papers' starred ones) query two
+    augmented views per image and match each stolen view to the *other* view's answer.
     """
     loss = get_loss(ctx.cfg.loss)
     f_a = ctx.attacker
     labels = None if ctx.labels is None else ctx.labels.to(ctx.device)
+    if ctx.cfg.augment_queries and loss.two_views:
+        raise SleuthError(
+            f"--augment-queries is for one-view losses; {ctx.cfg.loss} already queries two views"
+        )
     if not loss.two_views:
         n = min(len(ctx.images), ctx.victim.remaining)
         x = ctx.images[:n].to(ctx.device)
+        if ctx.cfg.augment_queries:
+            x = ctx.augment(x)
         answers = ctx.query(x)
         return fit(
             ctx,
@@ -160,19 +168,25 @@ def direct(ctx: AttackContext) -> list[float]:
 
 def stolenencoder(ctx: AttackContext) -> list[float]:
     """002 Eq. 7: d(f_s(x), f_t(x)) + λ·d(f_s(A(x)), f_t(x)); one query per image, the
-    augmentation A happens on the attacker's side only, fresh at every step."""
+    augmentation A happens on the attacker's side only, fresh at every step.
+
+    With ``query_aug`` (002's StolenEncoder-query-aug, the L'_2 its Eq. 7 approximates) every
+    augmented view is sent to the victim too, so the second term is d(f_s(A(x)), f_t(A(x))):
+    1 + epochs queries per image.
+    """
     cfg, f_s = ctx.cfg, ctx.attacker
-    n = min(len(ctx.images), ctx.victim.remaining)
+    n = min(len(ctx.images), ctx.victim.remaining // queries_per_image(cfg))
     x = ctx.images[:n].to(ctx.device)
     answers = ctx.query(x)
 
     def step(i: torch.Tensor) -> torch.Tensor:
-        xb = x[i]
-        out = f_s(torch.cat([xb, ctx.augment(xb)]))
+        xb, views = x[i], ctx.augment(x[i])
+        out = f_s(torch.cat([xb, views]))
         plain, augmented = out.chunk(2)
         target = answers[i]
+        target_aug = ctx.victim.query(views).to(ctx.device) if cfg.query_aug else target
         return _distance(plain, target, cfg.distance) + cfg.lam * _distance(
-            augmented, target, cfg.distance
+            augmented, target_aug, cfg.distance
         )
 
     return fit(ctx, f_s.parameters(), n, cfg.epochs, step)
@@ -230,6 +244,8 @@ def queries_per_image(cfg: StealConfig) -> int:
     """How many victim queries one surrogate image costs under this method and loss."""
     if cfg.method == "recreate-head":
         return 2
+    if cfg.method == "stolenencoder" and cfg.query_aug:
+        return 1 + cfg.epochs
     if cfg.method == "direct" and get_loss(cfg.loss).two_views:
         return 2
     return 1

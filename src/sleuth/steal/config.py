@@ -31,6 +31,8 @@ class StealConfig:
     distance: str = "l2"  # StolenEncoder's d
     head_epochs: int = 30  # recreate-head: epochs to recreate the victim's head first
     rotate: bool = False  # an adaptive thief: attacker-side views also get a random rotation
+    augment_queries: bool = False  # direct, one-view losses: query an augmented view, not x
+    query_aug: bool = False  # stolenencoder: query every augmented view too (002's query-aug)
 
     def __post_init__(self) -> None:
         checks = {
@@ -41,6 +43,8 @@ class StealConfig:
             "lam": self.lam >= 0,
             "distance": self.distance in DISTANCES,
             "head_epochs": self.head_epochs >= 1,
+            "augment_queries": not self.augment_queries or self.method == "direct",
+            "query_aug": not self.query_aug or self.method == "stolenencoder",
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

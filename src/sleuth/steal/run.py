@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sleuth.data import fingerprint, input_spec_for, load_images, to_float
+from sleuth.data import ImageSet, fingerprint, input_spec_for, load_images, to_float
 from sleuth.data.answers import AnswerStore
 from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
@@ -57,6 +57,14 @@ def _surrogate(cfg: StealConfig, victim: str):
     return data.subset(split["public"])
 
 
+def attacker_images(cfg: StealConfig, victim: str) -> tuple[ImageSet, ImageSet]:
+    """(the surrogate data, the images of it that an attack with ``cfg`` uses, in the seeded
+    query order): what the attacker holds, and what it spends its budget on."""
+    data = _surrogate(cfg, victim)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
+    return data, data.subset(order[: images_needed(cfg)])
+
+
 def run_steal(
     cfg: StealConfig,
     victim: str,
@@ -78,7 +86,7 @@ def run_steal(
     opened = open_victim(
         victim, defences=parsed, access_head=cfg.method == "access-head", seed=cfg.seed
     )
-    data = _surrogate(cfg, victim)
+    data, chosen = attacker_images(cfg, victim)
     if loss.needs_labels and data.labels is None:
         raise SleuthError(f"--loss {cfg.loss} needs labelled query data; {cfg.data} has none")
     store = None
@@ -99,14 +107,12 @@ def run_steal(
 
     dev = resolve_device(device)
     torch.manual_seed(cfg.seed)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
-    chosen = order[: images_needed(cfg)]
     attacker = Encoder(encoder_config(arch, input_spec_for(data), rep_dim)).to(dev).train()
     ctx = AttackContext(
         cfg=cfg,
         victim=meter,
-        images=to_float(data.images[chosen]),
-        labels=None if data.labels is None else data.labels[chosen],
+        images=to_float(chosen.images),
+        labels=chosen.labels,
         attacker=attacker,
         device=dev,
         gen=torch.Generator(device=dev).manual_seed(cfg.seed + 1),
