@@ -821,6 +821,135 @@ def demo(
         raise typer.Exit(1)
 
 
+class BenchProgress:
+    """Two bars on stderr: the suite's cells, and the steps of the cell being run."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not enabled,
+        )
+        self.cells: Any = None
+        self.step: Any = None
+
+    def __enter__(self) -> BenchProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        kind = ev["event"]
+        if kind == "plan":
+            self.cells = self.bar.add_task("cells", total=ev["total"])
+        elif kind == "reuse":
+            self.bar.update(self.cells, completed=ev["index"])
+        elif kind == "start":
+            self.bar.update(self.cells, completed=ev["index"] - 1, description=ev["key"])
+            if self.step is None:
+                self.step = self.bar.add_task("", total=None)
+            self.bar.reset(self.step, description="  starting", total=None)
+        elif kind == "step":
+            self.bar.update(
+                self.step, description=f"  {ev['stage']}", total=ev["total"], completed=ev["done"]
+            )
+        elif kind == "done":
+            self.bar.update(self.cells, completed=ev["index"])
+            self.bar.console.print(f"{ev['key']}: {ev['seconds']:.0f} s", highlight=False)
+
+
+@app.command()
+@user_errors
+def bench(
+    suite: Annotated[
+        str,
+        typer.Option(
+            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours)."
+        ),
+    ] = "quick",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Dataset the victim is trained on and the thief queries (any --data spec). Default: the suite's (quick: demo; full: fmnist:../shared/data/fashion-mnist).",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="Labelled dataset spec for the linear probes (TA, SA). Default: --data."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder of the bench: cells, models, results.json, tables.md, scaling.png. Re-running resumes it. Default: runs/bench-SUITE.",
+        ),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated groups to run (with what they build on): embed, steal, defences, verify, scaling. Default: all."
+        ),
+    ] = None,
+    list_cells: Annotated[
+        bool,
+        typer.Option("--list", help="Print every cell and whether it is done; run nothing."),
+    ] = False,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
+    ] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (no progress bars).")
+    ] = False,
+) -> None:
+    """Reproduce the papers' tables: train, steal, defend, verify and time a suite's matrix,
+    then write results.json and Markdown tables with the papers' figures beside ours.
+
+    Finished cells are reused: an interrupted bench resumes where it stopped.
+    """
+    from sleuth.bench import open_bench, run_bench
+
+    folder = out_dir or Path(f"runs/bench-{suite}")
+    groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
+    planned = open_bench(suite, folder, data=data, task=task)
+    if list_cells:
+        statuses = planned.statuses()
+        if as_json:
+            rows = [{"key": c.key, "group": c.group, "label": c.label, "status": s} for c, s in statuses]
+            out.print_json(json.dumps(rows))
+            return
+        table = Table("cell", "group", "what", "status", title=f"suite {suite} on {planned.data}")
+        for c, state in statuses:
+            table.add_row(c.key, c.group, c.label, state)
+        out.print(table)
+        return
+    with BenchProgress(enabled=not (quiet or as_json)) as progress:
+        result = run_bench(planned, only=groups, device=device, progress=progress)
+    summary = {
+        "suite": result.suite,
+        "data": result.data,
+        "task": result.task,
+        "ran": len(result.ran),
+        "reused": len(result.reused),
+        "seconds": round(result.seconds, 1),
+        "cells_by_group": result.counts,
+        "results": str(result.results),
+        "tables": str(result.tables),
+        "plot": None if result.plot is None else str(result.plot),
+        "left_out": result.notes,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    _print_summary("sleuth bench", summary)
+
+
 PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"
 
 

@@ -1,0 +1,349 @@
+"""What each kind of cell does: train, steal, defend, evade, verify or time, and measure.
+
+Every kind is a function ``(context, cell) -> result`` with a JSON result, registered in
+``KINDS``. Model cells write their encoder to ``context.model(key)`` and measure its linear-probe
+accuracy on the task (TA for the victim's, SA for a copy's) and the accuracy of the victim's
+augmentation predictor on its representations (000's watermark success rate).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sleuth.bench.plan import Cell
+from sleuth.data import input_spec_for, load_images, make_split
+from sleuth.data.watermark import RotationWatermark
+from sleuth.embed import EmbedConfig, distributed, run_embed
+from sleuth.embed.run import watermark_accuracy
+from sleuth.embed.trainer import train
+from sleuth.fileio import atomic_write
+from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
+from sleuth.models.probe import linear_probe, probe_accuracy
+from sleuth.steal import StealConfig, attacker_images, run_steal
+from sleuth.steal.defences import parse_defence
+from sleuth.steal.evasion import finetune, prune
+from sleuth.steal.oracle import LocalOracle
+from sleuth.verify import ChallengeSettings, VerifyResult, run_verify
+
+WATERMARK_IMAGES = 2000  # private images rotated to score a model on the victim's predictor
+WATERMARK_SEED = 12345
+Step = Callable[[dict[str, Any]], None]  # inner progress: {"stage", "done", "total"}
+
+
+@dataclass
+class Context:
+    """Where a bench lives and how its cells run."""
+
+    out: Path
+    device: str = "auto"
+    step: Step = field(default=lambda _event: None)
+
+    def model(self, key: str) -> Path:
+        return self.out / "models" / key
+
+    def data_file(self, name: str) -> Path:
+        return self.out / "data" / f"{name}.npz"
+
+
+def _parameters(encoder: Encoder) -> int:
+    return sum(p.numel() for p in encoder.parameters())
+
+
+@functools.lru_cache(maxsize=4)
+def _watermark_setup(victim_dir: str) -> tuple[Any, RotationWatermark, torch.Tensor]:
+    key = load_owner_key(Path(victim_dir) / "owner-key.pt")
+    data = load_images(key.split["data_spec"], key.split["part"])
+    private = data.images[torch.as_tensor(key.split["private"][:WATERMARK_IMAGES])]
+    return (
+        key.augmentation_predictor(),
+        RotationWatermark.from_list(key.watermark["intervals"]),
+        private,
+    )
+
+
+def victim_watermark(ctx: Context, victim: str, encoder: Encoder) -> float | None:
+    """000's watermark success rate: the victim's predictor on ``encoder``'s representations of
+    rotated private images (None when the sizes differ: the predictor cannot read them)."""
+    predictor, wm, private = _watermark_setup(str(ctx.model(victim)))
+    if encoder.rep_dim != predictor[0].in_features:
+        return None
+    return watermark_accuracy(encoder, predictor, wm, private, seed=WATERMARK_SEED)
+
+
+def _measure(ctx: Context, cell: Cell, encoder: Encoder) -> dict[str, Any]:
+    """What every model cell reports: size, probe accuracy and watermark success."""
+    return {
+        "arch": encoder.config.arch,
+        "parameters": _parameters(encoder),
+        "rep_dim": encoder.rep_dim,
+        "accuracy": linear_probe(encoder, cell.params["task"]).accuracy,
+        "victim_watermark": victim_watermark(ctx, cell.params["victim"], encoder),
+    }
+
+
+def _embed_progress(ctx: Context) -> Callable[[dict[str, Any]], None]:
+    def report(ev: dict[str, Any]) -> None:
+        done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+        ctx.step(
+            {
+                "stage": f"epoch {ev['epoch']}/{ev['epochs']}",
+                "done": done,
+                "total": ev["epochs"] * ev["steps"],
+            }
+        )
+
+    return report
+
+
+def _steal_progress(ctx: Context) -> Callable[[dict[str, Any]], None]:
+    def report(ev: dict[str, Any]) -> None:
+        if ev["stage"] == "query":
+            ctx.step({"stage": "query", "done": ev["done"], "total": ev["total"]})
+        else:
+            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+            ctx.step({"stage": ev["stage"], "done": done, "total": ev["epochs"] * ev["steps"]})
+
+    return report
+
+
+def embed(ctx: Context, cell: Cell) -> dict[str, Any]:
+    cfg = EmbedConfig.from_dict(cell.params["config"])
+    folder = ctx.model(cell.key)
+    result = run_embed(cfg, folder, force=True, device=ctx.device, progress=_embed_progress(ctx))
+    encoder = load_encoder(folder / "encoder.pt")
+    return {
+        **_measure(ctx, cell, encoder),
+        "epochs": cfg.epochs,
+        "watermarked": cfg.watermark,
+        "train_s": result.timings["train"],
+        "images_per_s": result.metrics["train_images_per_s"],
+        "own_watermark": result.metrics.get("watermark_accuracy"),
+    }
+
+
+def _queries_data(ctx: Context, cell: Cell, cfg: StealConfig) -> StealConfig:
+    """The thief's (or defender's) data: the victim's public part unless the cell says otherwise:
+    ``private`` (the owner's own training images) or ``inverted-public`` (public images with
+    inverted intensities: same content, unlike anything the victim was trained on)."""
+    source = cell.params["queries_from"]
+    if source == "public":
+        return cfg
+    key = load_owner_key(ctx.model(cell.params["victim"]) / "owner-key.pt")
+    data = load_images(key.split["data_spec"], key.split["part"])
+    part = data.subset(key.split["private" if source == "private" else "public"])
+    images = part.images.numpy()
+    if source == "inverted-public":
+        images = 255 - images
+    path = ctx.data_file(f"{source}-{key.split['fingerprint'][:16]}")
+    if not path.exists():
+        labels = {} if part.labels is None else {"y": part.labels.numpy()}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, x=images, **labels)
+
+        atomic_write(path, write)
+    return replace(cfg, data=f"npz:{path}", part="train", public_split=False)
+
+
+def _defence_spec(ctx: Context, spec: str, victim: str, defender: str | None) -> str:
+    """A suite's defence as ``parse_defence`` takes it: poison's eps, given as a fraction of the
+    victim's median answer norm, made absolute, and its surrogate made the defender's copy."""
+    if not spec.startswith("poison:"):
+        return spec
+    options = dict(item.split("=", 1) for item in spec.split(":", 1)[1].split(","))
+    fraction = float(options.pop("eps"))
+    options["eps"] = f"{fraction * _median_norm(str(ctx.model(victim))):.6g}"
+    options["surrogate"] = str(ctx.model(defender) / "encoder.pt")
+    return "poison:" + ",".join(f"{k}={v}" for k, v in options.items())
+
+
+@functools.lru_cache(maxsize=4)
+def _median_norm(victim_dir: str) -> float:
+    key = load_owner_key(Path(victim_dir) / "owner-key.pt")
+    data = load_images(key.split["data_spec"], key.split["part"])
+    public = data.images[torch.as_tensor(key.split["public"][:2000])]
+    reps = load_encoder(Path(victim_dir) / "encoder.pt").represent(public)
+    return float(reps.norm(dim=1).median())
+
+
+def steal(ctx: Context, cell: Cell) -> dict[str, Any]:
+    p = cell.params
+    cfg = _queries_data(ctx, cell, StealConfig(**p["attack"]))
+    defences = [_defence_spec(ctx, s, p["victim"], p["defender"]) for s in p["defences"]]
+    folder = ctx.model(cell.key)
+    result = run_steal(
+        cfg,
+        str(ctx.model(p["victim"])),
+        folder,
+        defences=defences,
+        force=True,
+        device=ctx.device,
+        progress=_steal_progress(ctx),
+    )
+    return {
+        **_measure(ctx, cell, load_encoder(folder / "encoder.pt")),
+        "queries_used": result.queries_used,
+        "steal_s": result.timings["steal"],
+        "defences": defences,
+    }
+
+
+def pretrain(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """002 Table X's Pre-training-encoder: SimCLR on exactly the thief's images, no queries."""
+    p = cell.params
+    cfg = EmbedConfig.from_dict(p["config"])
+    _, images = attacker_images(StealConfig(**p["attack"]), str(ctx.model(p["victim"])))
+    info = distributed.setup(ctx.device)
+    out = train(cfg, images, input_spec_for(images), info, progress=_embed_progress(ctx))
+    encoder = out.model.encoder.cpu().eval()
+    save_encoder(encoder, ctx.model(cell.key) / "encoder.pt")
+    return {**_measure(ctx, cell, encoder), "train_s": out.state.elapsed, "images": len(images)}
+
+
+def evade(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """A careful thief's copy: the source copy pruned, or fine-tuned on the data's test part
+    (images the victim never answered and never trained on)."""
+    p = cell.params
+    start = time.perf_counter()
+    source = load_encoder(ctx.model(p["source"]) / "encoder.pt")
+    if p["how"] == "prune":
+        encoder = prune(source, p["amount"])
+    else:
+        key = load_owner_key(ctx.model(p["victim"]) / "owner-key.pt")
+        images = load_images(key.split["data_spec"], "test").images
+        batch = min(128, len(images))
+        encoder = finetune(source, images, epochs=p["epochs"], lr=p["lr"], batch_size=batch)
+    save_encoder(encoder, ctx.model(cell.key) / "encoder.pt")
+    return {**_measure(ctx, cell, encoder), "seconds": time.perf_counter() - start}
+
+
+def defended_ta(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """A legitimate user's linear probe trained and tested on defended answers (the TA columns
+    of 000 Tables 10-11 and 002 Tables XIII-XV)."""
+    p = cell.params
+    spec = _defence_spec(ctx, p["defence"], p["victim"], p["defender"])
+    victim = load_encoder(ctx.model(p["victim"]) / "encoder.pt")
+    oracle = LocalOracle(victim, "bench", [parse_defence(spec)])
+    train_set, test_set = load_images(p["task"], "train"), load_images(p["task"], "test")
+    tr, te = oracle.answer(train_set.images).numpy(), oracle.answer(test_set.images).numpy()
+    accuracy = probe_accuracy(tr, train_set.labels.numpy(), te, test_set.labels.numpy())[0]
+    return {"accuracy": accuracy, "defence": spec}
+
+
+def _verify(ctx: Context, p: dict[str, Any], samples: int) -> VerifyResult:
+    return run_verify(
+        [str(ctx.model(p["victim"]))],
+        suspect=str(ctx.model(p["suspect"])),
+        references=[str(ctx.model(r)) for r in p["references"]],
+        settings=ChallengeSettings(samples=samples),
+    )
+
+
+def summary(result: VerifyResult) -> dict[str, Any]:
+    """A verification as the tables read it: the verdict and every test's numbers."""
+    v = result.victims[0]
+    tests, noise = [], None
+    for d in v.decisions:
+        r = d.result
+        tests.append(
+            {
+                **{k: r.to_dict()[k] for k in ("name", "family", "statistic", "p_value", "n")},
+                **{k: r.to_dict()[k] for k in ("effect", "score", "valid")},
+                **{k: d.to_dict()[k] for k in ("reference_scores", "p_reference", "counted")},
+                **{k: d.to_dict()[k] for k in ("p_decision", "p_adjusted", "rejected")},
+            }
+        )
+        if r.name == "noise-sensitivity" and r.valid:
+            noise = {
+                "victim_spread": float(r.samples["victim_spread"].mean()),
+                "suspect_spread": float(r.samples["suspect_spread"].mean()),
+            }
+    return {
+        "verdict": v.verdict,
+        "reason": v.reason,
+        "queries": v.queries,
+        "seconds": result.seconds,
+        "references_used": sum(r["used"] for r in result.references),
+        "tests": tests,
+        "noise_means": noise,
+    }
+
+
+def verify(ctx: Context, cell: Cell) -> dict[str, Any]:
+    return summary(_verify(ctx, cell.params, cell.params["samples"]))
+
+
+def fewest(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """The smallest challenge (of those tried, in order) whose verdict is ``stolen``."""
+    tried = []
+    for n in cell.params["samples"]:
+        result = _verify(ctx, cell.params, n)
+        tried.append(
+            {"samples": n, "verdict": result.verdict, "queries": result.victims[0].queries}
+        )
+        if result.verdict == "stolen":
+            return {"samples": n, "queries": result.victims[0].queries, "tried": tried}
+    return {"samples": None, "queries": None, "tried": tried}
+
+
+def time_verify(ctx: Context, cell: Cell) -> dict[str, Any]:
+    p = cell.params
+    result = _verify(ctx, p, p["samples"])
+    suspect = load_encoder(ctx.model(p["suspect"]) / "encoder.pt")
+    return {
+        "samples": p["samples"],
+        "seconds": result.seconds,
+        "verdict": result.verdict,
+        "queries": result.victims[0].queries,
+        "models": 2 + len(p["references"]),
+        "arch": p["arch"],
+        "parameters": _parameters(suspect),
+    }
+
+
+def time_embed(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """SimCLR with the watermark on the first ``images`` of the private part: seconds per epoch
+    (the second, once warm) and throughput."""
+    cfg = EmbedConfig.from_dict(cell.params["config"])
+    n = cell.params["images"]
+    data = load_images(cfg.data, "train")
+    split = make_split(len(data), cfg.public_fraction, cfg.seed)
+    private = data.subset(split.private[:n])
+    out = train(
+        cfg,
+        private,
+        input_spec_for(private),
+        distributed.setup(ctx.device),
+        progress=_embed_progress(ctx),
+    )
+    epoch_s = out.state.history[-1]["seconds"]
+    steps = n // cfg.batch_size
+    return {
+        "images": n,
+        "arch": cfg.arch,
+        "epoch_s": epoch_s,
+        "images_per_s": steps * cfg.batch_size / epoch_s,
+        "seconds": out.state.elapsed,
+    }
+
+
+KINDS: dict[str, Callable[[Context, Cell], dict[str, Any]]] = {
+    "embed": embed,
+    "pretrain": pretrain,
+    "steal": steal,
+    "evade": evade,
+    "defended-ta": defended_ta,
+    "verify": verify,
+    "fewest": fewest,
+    "time-verify": time_verify,
+    "time-embed": time_embed,
+}

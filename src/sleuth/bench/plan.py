@@ -1,0 +1,438 @@
+"""From a suite and a dataset to cells: every model, attack, defence, verification and timing
+that the tables need, each with a stable key, its parameters and the cells it builds on.
+
+A cell's key names its result file and model folder; its parameters are its identity (a cell
+whose parameters change is run again, and so is every cell that builds on it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sleuth.bench.suites import STOLENENCODER, Suite, attack_config
+from sleuth.embed import EmbedConfig
+from sleuth.errors import SleuthError
+from sleuth.models.registry import Backbone, get_architecture
+
+GROUPS = ("embed", "steal", "defences", "verify", "scaling")
+VICTIM = "embed/victim"
+MODEL_KINDS = ("embed", "pretrain", "steal", "evade")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work and its result file."""
+
+    key: str  # e.g. "steal/mse-10000"
+    kind: str  # the function of ``sleuth.bench.cells.KINDS`` that runs it
+    group: str  # what --only selects: one of GROUPS
+    label: str  # what it is, for people
+    params: dict[str, Any]  # JSON values; the cell's identity
+    needs: tuple[str, ...] = ()  # cells whose models or results it uses
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """What the planner needs to know of the dataset."""
+
+    private: int  # the victim's training images
+    public: int  # its held-out images: the attacker's queries
+    test: int
+    labelled: bool
+
+
+@dataclass
+class Plan:
+    """Cells in an order that runs every cell after the cells it needs, and what was left out."""
+
+    cells: dict[str, Cell] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, cell: Cell) -> str:
+        """Add ``cell`` unless a cell of the same key and parameters is already there."""
+        cell = replace(cell, params=json.loads(json.dumps(cell.params)))  # JSON-normal form
+        old = self.cells.get(cell.key)
+        if old is None:
+            self.cells[cell.key] = cell
+        elif old.params != cell.params or old.kind != cell.kind:
+            raise AssertionError(f"two different cells share the key {cell.key}")
+        return cell.key
+
+    def select(self, groups: set[str]) -> list[Cell]:
+        """The cells of ``groups`` and everything they need, in plan order."""
+        wanted: set[str] = set()
+        todo = [c.key for c in self.cells.values() if c.group in groups]
+        while todo:
+            key = todo.pop()
+            if key not in wanted:
+                wanted.add(key)
+                todo.extend(self.cells[key].needs)
+        return [c for c in self.cells.values() if c.key in wanted]
+
+
+def steal_key(attack: str, name: int | str) -> str:
+    """``steal/mse-10000``: a copy by ``attack``, named by its budget or budget and variant."""
+    return f"steal/{attack}-{name}"
+
+
+def verify_key(suspect: str) -> str:
+    return f"verify/{suspect}"
+
+
+def fewest_key(suspect: str) -> str:
+    return f"fewest/{suspect}"
+
+
+def defended_key(spec: str) -> str:
+    return f"defended/{tag(spec)}"
+
+
+def time_key(what: str, arch: str, n: int) -> str:
+    """``time/verify-smallresnet-1000`` or ``time/embed-resnet18-4000``."""
+    return f"time/{what}-{arch}-{n}"
+
+
+def tag(spec: str) -> str:
+    """A defence spec as a file-name part: ``noise:sigma=1,mean=10`` -> ``noise-sigma1-mean10``."""
+    return spec.replace(":", "-").replace(",", "-").replace("=", "").replace(".", "p")
+
+
+def plan(suite: Suite, data: str, task: str, sizes: DataSizes) -> Plan:
+    """Every cell of ``suite`` on ``data`` (probes on ``task``), sized to the data."""
+    for budget in (suite.budget, suite.defence_budget):
+        if budget > sizes.public:
+            raise SleuthError(
+                f"suite {suite.name} spends {budget:,} queries per copy from the victim's "
+                f"public images, but {data} gives only {sizes.public:,}: use a larger dataset "
+                "or the quick suite"
+            )
+    p = Plan()
+    recipe = replace(suite.recipe, data=data)
+    embeds = _embeds(p, suite, recipe, task)
+    copies = _steals(p, suite, recipe, task, sizes)
+    _defences(p, suite, data, task)
+    _verifications(p, suite, embeds["references"], copies)
+    _scaling(p, suite, recipe, embeds, copies["main-mse"], sizes)
+    return p
+
+
+def _rep_dim(cfg: EmbedConfig) -> int:
+    """The representation size ``cfg`` trains: its own, else its architecture's native width."""
+    if cfg.rep_dim is not None:
+        return cfg.rep_dim
+    kwargs = {**get_architecture(cfg.arch).kwargs_for_input(32), **cfg.arch_kwargs}
+    return Backbone(cfg.arch, 1, None, kwargs).rep_dim
+
+
+def _embed(p: Plan, key: str, label: str, cfg: EmbedConfig, task: str, group: str) -> str:
+    params = {"config": cfg.to_dict(), "task": task, "victim": VICTIM}
+    return p.add(Cell(key, "embed", group, label, params, () if key == VICTIM else (VICTIM,)))
+
+
+def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, Any]:
+    _embed(p, VICTIM, "the watermarked victim", replace(recipe, watermark=True), task, "embed")
+    if suite.plain:
+        cfg = replace(recipe, watermark=False)
+        _embed(p, "embed/plain", "the victim's recipe and seed, no watermark", cfg, task, "embed")
+    own = [
+        _embed(
+            p,
+            f"embed/ref-{s}",
+            f"independent: the victim's recipe, seed {recipe.seed + s}",
+            replace(recipe, watermark=False, seed=recipe.seed + s),
+            task,
+            "embed",
+        )
+        for s in range(1, suite.references + 1)
+    ]
+    o = suite.other
+    other = replace(
+        recipe,
+        arch=o.arch,
+        arch_kwargs=dict(o.arch_kwargs),
+        epochs=o.epochs,
+        rep_dim=_rep_dim(recipe),
+    )
+    others = [
+        _embed(
+            p,
+            f"embed/{o.arch}-ref-{s}",
+            f"independent {o.arch}: the victim's recipe for {o.epochs} epochs, seed "
+            f"{recipe.seed + s}",
+            replace(other, watermark=False, seed=recipe.seed + s),
+            task,
+            "embed",
+        )
+        for s in range(1, o.references + 1)
+    ]
+    return {"own": own, "others": others, "references": own + others, "other_recipe": other}
+
+
+def _steals(
+    p: Plan, suite: Suite, recipe: EmbedConfig, task: str, sizes: DataSizes
+) -> dict[str, Any]:
+    base = replace(suite.attack, data=recipe.data, public_split=True)
+
+    def steal(attack: str, queries: int, name: str = "", label: str = "", **kw: Any) -> str:
+        options = {k: kw.pop(k) for k in ("defences", "queries_from", "defender") if k in kw}
+        cfg = attack_config(attack, base, queries=queries, **kw)
+        params = {
+            "attack": cfg.to_dict(),
+            "victim": VICTIM,
+            "task": task,
+            "defences": list(options.get("defences", ())),
+            "queries_from": options.get("queries_from", "public"),
+            "defender": options.get("defender"),
+        }
+        needs = (VICTIM,) + ((options["defender"],) if options.get("defender") else ())
+        key = steal_key(attack, name or queries)
+        group = "defences" if params["defences"] or name == "defender" else "steal"
+        return p.add(
+            Cell(key, "steal", group, label or f"{attack}, {queries:,} queries", params, needs)
+        )
+
+    budgets = [b for b in suite.budgets if b <= sizes.public]
+    p.notes += [
+        f"{b:,} queries left out: the victim's public part holds {sizes.public:,} images"
+        for b in suite.budgets
+        if b > sizes.public
+    ]
+    losses = [a for a in suite.losses if sizes.labelled or a != "supcon"]
+    if len(losses) < len(suite.losses):
+        p.notes.append("supcon left out: it needs labelled queries")
+    copies: dict[str, Any] = {"table2": [steal(a, suite.budget) for a in losses]}
+    copies["sweep"] = {a: {b: steal(a, b) for b in budgets} for a in suite.sweep}
+    copies["main-mse"] = steal("mse", suite.budget)
+    copies["augmented"] = {
+        loss: {
+            "standard": steal(
+                loss,
+                suite.budget,
+                f"{suite.budget}-standard",
+                f"{loss}, {suite.budget:,} augmented queries",
+                augment_queries=True,
+            ),
+            "rotation": steal(
+                loss,
+                suite.budget,
+                f"{suite.budget}-rotation",
+                f"{loss}, {suite.budget:,} augmented and rotated queries",
+                augment_queries=True,
+                rotate=True,
+            ),
+        }
+        for loss in suite.augmented
+    }
+    copies["table10"] = {}
+    for fraction in suite.surrogate_fractions:
+        n = max(2, round(fraction * sizes.private))
+        se = attack_config(STOLENENCODER, base, queries=n)
+        pre = replace(recipe, watermark=False, batch_size=min(recipe.batch_size, n))
+        pretrain = p.add(
+            Cell(
+                f"pretrain/surrogate-{n}",
+                "pretrain",
+                "steal",
+                f"SimCLR by the victim's recipe on the thief's {n:,} images, no queries",
+                {
+                    "config": pre.to_dict(),
+                    "attack": se.to_dict(),
+                    "fraction": fraction,
+                    "victim": VICTIM,
+                    "task": task,
+                },
+                (VICTIM,),
+            )
+        )
+        copies["table10"][fraction] = {
+            "images": n,
+            "Pre-training-encoder": pretrain,
+            "StolenEncoder-w/o-aug": steal(
+                STOLENENCODER, n, f"{n}-noaug", f"stolenencoder with λ = 0, {n:,} queries", lam=0.0
+            ),
+            "StolenEncoder-query-aug": steal(
+                STOLENENCODER,
+                n * (1 + base.epochs),
+                f"{n}-queryaug",
+                f"stolenencoder querying every view, {n:,} images",
+                query_aug=True,
+            ),
+            "StolenEncoder": steal(STOLENENCODER, n),
+        }
+    copies["thieves"] = []
+    if suite.thieves:
+        mse = copies["main-mse"]
+        evade = {"victim": VICTIM, "task": task, "source": mse}
+        copies["thieves"] = [
+            p.add(
+                Cell(
+                    f"evade/mse-{suite.budget}-pruned",
+                    "evade",
+                    "steal",
+                    "the mse copy with 50 % of its weights pruned",
+                    {**evade, "how": "prune", "amount": 0.5},
+                    (VICTIM, mse),
+                )
+            ),
+            p.add(
+                Cell(
+                    f"evade/mse-{suite.budget}-finetuned",
+                    "evade",
+                    "steal",
+                    f"the mse copy fine-tuned with SimCLR for {suite.finetune_epochs} epochs on "
+                    "the thief's own images",
+                    {**evade, "how": "finetune", "epochs": suite.finetune_epochs, "lr": 1e-4},
+                    (VICTIM, mse),
+                )
+            ),
+            steal(
+                STOLENENCODER,
+                suite.budget,
+                f"{suite.budget}-rotinv",
+                "stolenencoder trained invariant to rotations",
+                rotate=True,
+            ),
+            steal(
+                "mse",
+                suite.budget,
+                f"{suite.budget}-otherdata",
+                "mse from inverted images (unlike the victim's data)",
+                queries_from="inverted-public",
+            ),
+        ]
+    copies["defences"] = {}
+    for spec, attacks in suite.defences:
+        defender = None
+        if spec.startswith("poison:"):
+            defender = steal(
+                STOLENENCODER,
+                suite.defence_budget,
+                "defender",
+                "the defender's own stolenencoder copy of its private data (002 §VII-C)",
+                queries_from="private",
+            )
+        copies["defences"][spec] = {
+            a: steal(
+                a,
+                suite.defence_budget,
+                f"{suite.defence_budget}-{tag(spec)}",
+                f"{a}, {suite.defence_budget:,} queries through {spec}",
+                defences=(spec,),
+                defender=defender,
+            )
+            for a in attacks
+        }
+        for a in attacks:  # the undefended row of the same attack and budget
+            steal(a, suite.defence_budget)
+    return copies
+
+
+def _defences(p: Plan, suite: Suite, data: str, task: str) -> None:
+    for spec, _attacks in suite.defences:
+        defender = steal_key(STOLENENCODER, "defender") if spec.startswith("poison:") else None
+        p.add(
+            Cell(
+                defended_key(spec),
+                "defended-ta",
+                "defences",
+                f"a legitimate user's linear probe on answers through {spec}",
+                {"defence": spec, "victim": VICTIM, "task": task, "defender": defender},
+                (VICTIM,) + ((defender,) if defender else ()),
+            )
+        )
+
+
+def _verifications(p: Plan, suite: Suite, references: list[str], copies: dict) -> None:
+    def verify(suspect: str, refs: list[str], label: str) -> None:
+        params = {
+            "victim": VICTIM,
+            "suspect": suspect,
+            "references": refs,
+            "samples": suite.samples,
+        }
+        p.add(
+            Cell(verify_key(suspect), "verify", "verify", label, params, (VICTIM, suspect, *refs))
+        )
+
+    verify(VICTIM, references, "the victim itself")
+    for key, cell in list(p.cells.items()):
+        if cell.kind in ("steal", "evade", "pretrain") and cell.group == "steal":
+            verify(key, references, cell.label)
+    for ref in references:
+        verify(ref, [r for r in references if r != ref], p.cells[ref].label)
+    for attack in suite.sweep:
+        suspect = steal_key(attack, suite.budget)
+        p.add(
+            Cell(
+                fewest_key(suspect),
+                "fewest",
+                "verify",
+                f"fewest challenge images that find {p.cells[suspect].label} stolen",
+                {
+                    "victim": VICTIM,
+                    "suspect": suspect,
+                    "references": references,
+                    "samples": list(suite.fewest),
+                },
+                (VICTIM, suspect, *references),
+            )
+        )
+
+
+def _scaling(
+    p: Plan, suite: Suite, recipe: EmbedConfig, embeds: dict, mse: str, sizes: DataSizes
+) -> None:
+    other = embeds["other_recipe"]
+    other_victim = _embed(
+        p,
+        f"embed/{other.arch}-victim",
+        f"a watermarked {other.arch} victim for {other.epochs} epochs (to time verification)",
+        replace(other, watermark=True),
+        p.cells[VICTIM].params["task"],
+        "scaling",
+    )
+    k = min(2, len(embeds["others"]) - 1, len(embeds["own"]))
+    zoos = {
+        recipe.arch: (VICTIM, mse, embeds["own"][:k]),
+        other.arch: (other_victim, embeds["others"][0], embeds["others"][1 : 1 + k]),
+    }
+    limit = min(sizes.private, sizes.public)
+    for arch, (victim, suspect, refs) in zoos.items():
+        for n in suite.scaling_samples:
+            if n > limit:
+                p.notes.append(f"verification at {n:,} samples left out: {limit:,} images")
+                continue
+            p.add(
+                Cell(
+                    time_key("verify", arch, n),
+                    "time-verify",
+                    "scaling",
+                    f"verification of a {arch} suspect, {n:,} samples, {len(refs)} references",
+                    {
+                        "victim": victim,
+                        "suspect": suspect,
+                        "references": refs,
+                        "samples": n,
+                        "arch": arch,
+                    },
+                    (victim, suspect, *refs),
+                )
+            )
+    for arch, counts in suite.scaling_images.items():
+        cfg = other if arch == other.arch else replace(recipe, arch=arch)
+        for n in counts:
+            if n > sizes.private:
+                p.notes.append(f"{arch} training on {n:,} images left out: {sizes.private:,}")
+                continue
+            timed = replace(cfg, watermark=True, epochs=2, batch_size=min(cfg.batch_size, n))
+            p.add(
+                Cell(
+                    time_key("embed", arch, n),
+                    "time-embed",
+                    "scaling",
+                    f"{arch}: two epochs of SimCLR and the watermark on {n:,} images",
+                    {"config": timed.to_dict(), "images": n},
+                )
+            )

@@ -1,0 +1,71 @@
+"""The scaling figure: how verification, embedding and stealing time grow with their inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sleuth.fileio import atomic_write
+
+
+def _series(cells: dict[str, Any], kind: str, by: str, x: str, y: str) -> dict[str, list]:
+    """{series name: sorted [(x, y)]} from the cells of ``kind``, one series per ``by`` value."""
+    out: dict[str, list] = {}
+    for c in cells.values():
+        if c["kind"] == kind:
+            r = c["result"]
+            out.setdefault(by(c) if callable(by) else r[by], []).append((r[x], r[y]))
+    return {name: sorted(points) for name, points in out.items()}
+
+
+def scaling_plot(results: dict[str, Any], path: Path) -> Path | None:
+    """Three log-log panels (PNG); None when the bench has no scaling cells yet."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cells = results["cells"]
+    sweep = set(results["suite_definition"]["sweep"])
+
+    def attack(c: dict[str, Any]) -> str:
+        a = c["params"]["attack"]
+        return a["method"] if a["method"] == "stolenencoder" else a["loss"]
+
+    steals = {
+        k: c
+        for k, c in cells.items()
+        if c["kind"] == "steal"
+        and c["group"] == "steal"
+        and k.rsplit("-", 1)[-1].isdigit()
+        and attack(c) in sweep
+    }
+    panels = [
+        (
+            "verification",
+            "challenge samples",
+            _series(cells, "time-verify", "arch", "samples", "seconds"),
+        ),
+        (
+            "embedding (one epoch)",
+            "training images",
+            _series(cells, "time-embed", "arch", "images", "epoch_s"),
+        ),
+        ("stealing", "queries", _series(steals, "steal", attack, "queries_used", "steal_s")),
+    ]
+    panels = [p for p in panels if p[2]]
+    if not panels:
+        return None
+    fig = Figure(figsize=(4.2 * len(panels), 3.4), dpi=100, layout="constrained")
+    for ax, (title, xlabel, series) in zip(
+        fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
+    ):
+        for name, points in series.items():
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, "o-", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("seconds")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"sleuth bench --suite {results['suite']}: time against input size")
+    return atomic_write(path, lambda tmp: FigureCanvasAgg(fig).print_png(str(tmp)))
