@@ -142,7 +142,7 @@ def instant(monkeypatch):
         return {"n": len(calls)}
 
     monkeypatch.setattr("sleuth.bench.runner.KINDS", {k: fake for k in bench_cells.KINDS})
-    monkeypatch.setattr("sleuth.bench.tables.render", lambda results, out_dir: "tables")
+    monkeypatch.setattr("sleuth.bench.tables.render", lambda results, **options: "tables")
     monkeypatch.setattr("sleuth.bench.plots.scaling_plot", lambda results, path: None)
     return calls
 

@@ -921,7 +921,9 @@ def bench(
     if list_cells:
         statuses = planned.statuses()
         if as_json:
-            rows = [{"key": c.key, "group": c.group, "label": c.label, "status": s} for c, s in statuses]
+            rows = [
+                {"key": c.key, "group": c.group, "label": c.label, "status": s} for c, s in statuses
+            ]
             out.print_json(json.dumps(rows))
             return
         table = Table("cell", "group", "what", "status", title=f"suite {suite} on {planned.data}")

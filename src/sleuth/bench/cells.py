@@ -57,9 +57,15 @@ def _parameters(encoder: Encoder) -> int:
     return sum(p.numel() for p in encoder.parameters())
 
 
+def _victim_version(ctx: Context, victim: str) -> tuple[str, int]:
+    """A cache key that changes when the victim is trained again."""
+    folder = ctx.model(victim)
+    return str(folder), (folder / "encoder.pt").stat().st_mtime_ns
+
+
 @functools.lru_cache(maxsize=4)
-def _watermark_setup(victim_dir: str) -> tuple[Any, RotationWatermark, torch.Tensor]:
-    key = load_owner_key(Path(victim_dir) / "owner-key.pt")
+def _watermark_setup(victim: tuple[str, int]) -> tuple[Any, RotationWatermark, torch.Tensor]:
+    key = load_owner_key(Path(victim[0]) / "owner-key.pt")
     data = load_images(key.split["data_spec"], key.split["part"])
     private = data.images[torch.as_tensor(key.split["private"][:WATERMARK_IMAGES])]
     return (
@@ -72,7 +78,7 @@ def _watermark_setup(victim_dir: str) -> tuple[Any, RotationWatermark, torch.Ten
 def victim_watermark(ctx: Context, victim: str, encoder: Encoder) -> float | None:
     """000's watermark success rate: the victim's predictor on ``encoder``'s representations of
     rotated private images (None when the sizes differ: the predictor cannot read them)."""
-    predictor, wm, private = _watermark_setup(str(ctx.model(victim)))
+    predictor, wm, private = _watermark_setup(_victim_version(ctx, victim))
     if encoder.rep_dim != predictor[0].in_features:
         return None
     return watermark_accuracy(encoder, predictor, wm, private, seed=WATERMARK_SEED)
@@ -161,17 +167,18 @@ def _defence_spec(ctx: Context, spec: str, victim: str, defender: str | None) ->
         return spec
     options = dict(item.split("=", 1) for item in spec.split(":", 1)[1].split(","))
     fraction = float(options.pop("eps"))
-    options["eps"] = f"{fraction * _median_norm(str(ctx.model(victim))):.6g}"
+    options["eps"] = f"{fraction * _median_norm(_victim_version(ctx, victim)):.6g}"
     options["surrogate"] = str(ctx.model(defender) / "encoder.pt")
     return "poison:" + ",".join(f"{k}={v}" for k, v in options.items())
 
 
 @functools.lru_cache(maxsize=4)
-def _median_norm(victim_dir: str) -> float:
-    key = load_owner_key(Path(victim_dir) / "owner-key.pt")
+def _median_norm(victim: tuple[str, int]) -> float:
+    folder = Path(victim[0])
+    key = load_owner_key(folder / "owner-key.pt")
     data = load_images(key.split["data_spec"], key.split["part"])
     public = data.images[torch.as_tensor(key.split["public"][:2000])]
-    reps = load_encoder(Path(victim_dir) / "encoder.pt").represent(public)
+    reps = load_encoder(folder / "encoder.pt").represent(public)
     return float(reps.norm(dim=1).median())
 
 

@@ -264,8 +264,9 @@ def _write_outputs(
     }
     out = bench.out
     results_file = atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
-    tables = atomic_write_text(out / TABLES_FILE, render(results, out_dir=str(out)) + "\n")
     plot = scaling_plot(results, out / PLOT_FILE)
+    text = render(results, out_dir=str(out), plot=None if plot is None else PLOT_FILE)
+    tables = atomic_write_text(out / TABLES_FILE, text + "\n")
     counts: dict[str, int] = {}
     for c in cells.values():
         counts[c["group"]] = counts.get(c["group"], 0) + 1

@@ -782,8 +782,11 @@ def command(results: dict[str, Any], out_dir: str) -> str:
     return f"sleuth bench --suite {results['suite']} --data {results['data']}{task} --out {out_dir}"
 
 
-def render(results: dict[str, Any], *, out_dir: str, level: int = 2) -> str:
-    """Every table the results can fill, as one Markdown document (sections at ``level``)."""
+def render(
+    results: dict[str, Any], *, out_dir: str, level: int = 2, plot: str | None = None
+) -> str:
+    """Every table the results can fill, as one Markdown document (sections at ``level``),
+    linking the scaling ``plot`` image when given."""
     v = View(results)
     machines = {machine_line(c["machine"]) for c in v.cells.values()}
     h = "#" * level
@@ -801,6 +804,8 @@ def render(results: dict[str, Any], *, out_dir: str, level: int = 2) -> str:
         body = section(v)
         if body:
             lines += ["", f"{h} {title}", "", *body]
+            if section is scaling and plot:
+                lines += ["", f"![time against input size]({plot})"]
     lines += [
         "",
         f"{h} Not measured yet",
