@@ -15,6 +15,7 @@ from sleuth.bench.suites import STOLENENCODER, Suite, attack_config
 from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.models.registry import Backbone, get_architecture
+from sleuth.steal import StealConfig
 
 GROUPS = ("embed", "steal", "defences", "verify", "scaling")
 VICTIM = "embed/victim"
@@ -111,10 +112,10 @@ def plan(suite: Suite, data: str, task: str, sizes: DataSizes) -> Plan:
     p = Plan()
     recipe = replace(suite.recipe, data=data)
     embeds = _embeds(p, suite, recipe, task)
-    copies = _steals(p, suite, recipe, task, sizes)
-    _defences(p, suite, data, task)
-    _verifications(p, suite, embeds["references"], copies)
-    _scaling(p, suite, recipe, embeds, copies["main-mse"], sizes)
+    mse = _steals(p, suite, recipe, task, sizes)
+    _defences(p, suite, task)
+    _verifications(p, suite, embeds["references"])
+    _scaling(p, suite, recipe, embeds, mse, sizes)
     return p
 
 
@@ -170,29 +171,46 @@ def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, 
     return {"own": own, "others": others, "references": own + others, "other_recipe": other}
 
 
-def _steals(
-    p: Plan, suite: Suite, recipe: EmbedConfig, task: str, sizes: DataSizes
-) -> dict[str, Any]:
-    base = replace(suite.attack, data=recipe.data, public_split=True)
+@dataclass(frozen=True)
+class _Thief:
+    """Adds copies stolen from the victim with the suite's attack settings."""
 
-    def steal(attack: str, queries: int, name: str = "", label: str = "", **kw: Any) -> str:
-        options = {k: kw.pop(k) for k in ("defences", "queries_from", "defender") if k in kw}
-        cfg = attack_config(attack, base, queries=queries, **kw)
+    p: Plan
+    base: StealConfig  # the suite's attack, querying the victim's public part
+    task: str
+
+    def steal(
+        self,
+        attack: str,
+        queries: int,
+        name: str = "",
+        label: str = "",
+        *,
+        defences: tuple[str, ...] = (),
+        queries_from: str = "public",
+        defender: str | None = None,
+        **settings: Any,
+    ) -> str:
+        cfg = attack_config(attack, self.base, queries=queries, **settings)
         params = {
             "attack": cfg.to_dict(),
             "victim": VICTIM,
-            "task": task,
-            "defences": list(options.get("defences", ())),
-            "queries_from": options.get("queries_from", "public"),
-            "defender": options.get("defender"),
+            "task": self.task,
+            "defences": list(defences),
+            "queries_from": queries_from,
+            "defender": defender,
         }
-        needs = (VICTIM,) + ((options["defender"],) if options.get("defender") else ())
-        key = steal_key(attack, name or queries)
-        group = "defences" if params["defences"] or name == "defender" else "steal"
-        return p.add(
-            Cell(key, "steal", group, label or f"{attack}, {queries:,} queries", params, needs)
+        needs = (VICTIM,) + ((defender,) if defender else ())
+        group = "defences" if defences or name == "defender" else "steal"
+        label = label or f"{attack}, {queries:,} queries"
+        return self.p.add(
+            Cell(steal_key(attack, name or queries), "steal", group, label, params, needs)
         )
 
+
+def _steals(p: Plan, suite: Suite, recipe: EmbedConfig, task: str, sizes: DataSizes) -> str:
+    """Every copy of the suite; returns the main mse copy's key."""
+    thief = _Thief(p, replace(suite.attack, data=recipe.data, public_split=True), task)
     budgets = [b for b in suite.budgets if b <= sizes.public]
     p.notes += [
         f"{b:,} queries left out: the victim's public part holds {sizes.public:,} images"
@@ -202,134 +220,109 @@ def _steals(
     losses = [a for a in suite.losses if sizes.labelled or a != "supcon"]
     if len(losses) < len(suite.losses):
         p.notes.append("supcon left out: it needs labelled queries")
-    copies: dict[str, Any] = {"table2": [steal(a, suite.budget) for a in losses]}
-    copies["sweep"] = {a: {b: steal(a, b) for b in budgets} for a in suite.sweep}
-    copies["main-mse"] = steal("mse", suite.budget)
-    copies["augmented"] = {
-        loss: {
-            "standard": steal(
-                loss,
-                suite.budget,
-                f"{suite.budget}-standard",
-                f"{loss}, {suite.budget:,} augmented queries",
-                augment_queries=True,
-            ),
-            "rotation": steal(
-                loss,
-                suite.budget,
-                f"{suite.budget}-rotation",
-                f"{loss}, {suite.budget:,} augmented and rotated queries",
-                augment_queries=True,
-                rotate=True,
-            ),
-        }
-        for loss in suite.augmented
-    }
-    copies["table10"] = {}
-    for fraction in suite.surrogate_fractions:
-        n = max(2, round(fraction * sizes.private))
-        se = attack_config(STOLENENCODER, base, queries=n)
-        pre = replace(recipe, watermark=False, batch_size=min(recipe.batch_size, n))
-        pretrain = p.add(
-            Cell(
-                f"pretrain/surrogate-{n}",
-                "pretrain",
-                "steal",
-                f"SimCLR by the victim's recipe on the thief's {n:,} images, no queries",
-                {
-                    "config": pre.to_dict(),
-                    "attack": se.to_dict(),
-                    "fraction": fraction,
-                    "victim": VICTIM,
-                    "task": task,
-                },
-                (VICTIM,),
-            )
+    for attack in losses:  # 000 Table 2
+        thief.steal(attack, suite.budget)
+    for attack in suite.sweep:  # 000 Tables 4, 7, 16, 18-20
+        for b in budgets:
+            thief.steal(attack, b)
+    mse = thief.steal("mse", suite.budget)
+    for loss in suite.augmented:  # 000 Table 17
+        b = suite.budget
+        thief.steal(
+            loss, b, f"{b}-standard", f"{loss}, {b:,} augmented queries", augment_queries=True
         )
-        copies["table10"][fraction] = {
-            "images": n,
-            "Pre-training-encoder": pretrain,
-            "StolenEncoder-w/o-aug": steal(
-                STOLENENCODER, n, f"{n}-noaug", f"stolenencoder with λ = 0, {n:,} queries", lam=0.0
-            ),
-            "StolenEncoder-query-aug": steal(
-                STOLENENCODER,
-                n * (1 + base.epochs),
-                f"{n}-queryaug",
-                f"stolenencoder querying every view, {n:,} images",
-                query_aug=True,
-            ),
-            "StolenEncoder": steal(STOLENENCODER, n),
-        }
-    copies["thieves"] = []
+        thief.steal(
+            loss,
+            b,
+            f"{b}-rotation",
+            f"{loss}, {b:,} augmented and rotated queries",
+            augment_queries=True,
+            rotate=True,
+        )
+    for fraction in suite.surrogate_fractions:  # 002 Table X
+        _surrogate_variants(thief, recipe, fraction, max(2, round(fraction * sizes.private)))
     if suite.thieves:
-        mse = copies["main-mse"]
-        evade = {"victim": VICTIM, "task": task, "source": mse}
-        copies["thieves"] = [
-            p.add(
-                Cell(
-                    f"evade/mse-{suite.budget}-pruned",
-                    "evade",
-                    "steal",
-                    "the mse copy with 50 % of its weights pruned",
-                    {**evade, "how": "prune", "amount": 0.5},
-                    (VICTIM, mse),
-                )
-            ),
-            p.add(
-                Cell(
-                    f"evade/mse-{suite.budget}-finetuned",
-                    "evade",
-                    "steal",
-                    f"the mse copy fine-tuned with SimCLR for {suite.finetune_epochs} epochs on "
-                    "the thief's own images",
-                    {**evade, "how": "finetune", "epochs": suite.finetune_epochs, "lr": 1e-4},
-                    (VICTIM, mse),
-                )
-            ),
-            steal(
-                STOLENENCODER,
-                suite.budget,
-                f"{suite.budget}-rotinv",
-                "stolenencoder trained invariant to rotations",
-                rotate=True,
-            ),
-            steal(
-                "mse",
-                suite.budget,
-                f"{suite.budget}-otherdata",
-                "mse from inverted images (unlike the victim's data)",
-                queries_from="inverted-public",
-            ),
-        ]
-    copies["defences"] = {}
-    for spec, attacks in suite.defences:
+        _careful_thieves(thief, suite, mse)
+    for spec, attacks in suite.defences:  # 000 Tables 10-11, 002 Tables XIII-XV
         defender = None
         if spec.startswith("poison:"):
-            defender = steal(
+            defender = thief.steal(
                 STOLENENCODER,
                 suite.defence_budget,
                 "defender",
                 "the defender's own stolenencoder copy of its private data (002 §VII-C)",
                 queries_from="private",
             )
-        copies["defences"][spec] = {
-            a: steal(
-                a,
-                suite.defence_budget,
-                f"{suite.defence_budget}-{tag(spec)}",
-                f"{a}, {suite.defence_budget:,} queries through {spec}",
-                defences=(spec,),
-                defender=defender,
-            )
-            for a in attacks
-        }
-        for a in attacks:  # the undefended row of the same attack and budget
-            steal(a, suite.defence_budget)
-    return copies
+        b = suite.defence_budget
+        for attack in attacks:
+            label = f"{attack}, {b:,} queries through {spec}"
+            thief.steal(attack, b, f"{b}-{tag(spec)}", label, defences=(spec,), defender=defender)
+        for attack in attacks:  # the undefended row of the same attack and budget
+            thief.steal(attack, b)
+    return mse
 
 
-def _defences(p: Plan, suite: Suite, data: str, task: str) -> None:
+def _surrogate_variants(thief: _Thief, recipe: EmbedConfig, fraction: float, n: int) -> None:
+    """002 Table X: SimCLR on the thief's n images, and StolenEncoder with and without its
+    augmentations and querying every view."""
+    se = attack_config(STOLENENCODER, thief.base, queries=n)
+    pre = replace(recipe, watermark=False, batch_size=min(recipe.batch_size, n))
+    thief.p.add(
+        Cell(
+            f"pretrain/surrogate-{n}",
+            "pretrain",
+            "steal",
+            f"SimCLR by the victim's recipe on the thief's {n:,} images, no queries",
+            {
+                "config": pre.to_dict(),
+                "attack": se.to_dict(),
+                "fraction": fraction,
+                "victim": VICTIM,
+                "task": thief.task,
+            },
+            (VICTIM,),
+        )
+    )
+    label = f"stolenencoder with λ = 0, {n:,} queries"
+    thief.steal(STOLENENCODER, n, f"{n}-noaug", label, lam=0.0)
+    label = f"stolenencoder querying every view, {n:,} images"
+    thief.steal(STOLENENCODER, n * (1 + thief.base.epochs), f"{n}-queryaug", label, query_aug=True)
+    thief.steal(STOLENENCODER, n)
+
+
+def _careful_thieves(thief: _Thief, suite: Suite, mse: str) -> None:
+    """Copies changed to escape verification: pruned, fine-tuned, rotation-invariant, and stolen
+    with images unlike the victim's."""
+    evade = {"victim": VICTIM, "task": thief.task, "source": mse}
+    b = suite.budget
+    thief.p.add(
+        Cell(
+            f"evade/mse-{b}-pruned",
+            "evade",
+            "steal",
+            "the mse copy with 50 % of its weights pruned",
+            {**evade, "how": "prune", "amount": 0.5},
+            (VICTIM, mse),
+        )
+    )
+    thief.p.add(
+        Cell(
+            f"evade/mse-{b}-finetuned",
+            "evade",
+            "steal",
+            f"the mse copy fine-tuned with SimCLR for {suite.finetune_epochs} epochs on the "
+            "thief's own images",
+            {**evade, "how": "finetune", "epochs": suite.finetune_epochs, "lr": 1e-4},
+            (VICTIM, mse),
+        )
+    )
+    label = "stolenencoder trained invariant to rotations"
+    thief.steal(STOLENENCODER, b, f"{b}-rotinv", label, rotate=True)
+    label = "mse from inverted images (unlike the victim's data)"
+    thief.steal("mse", b, f"{b}-otherdata", label, queries_from="inverted-public")
+
+
+def _defences(p: Plan, suite: Suite, task: str) -> None:
     for spec, _attacks in suite.defences:
         defender = steal_key(STOLENENCODER, "defender") if spec.startswith("poison:") else None
         p.add(
@@ -344,7 +337,7 @@ def _defences(p: Plan, suite: Suite, data: str, task: str) -> None:
         )
 
 
-def _verifications(p: Plan, suite: Suite, references: list[str], copies: dict) -> None:
+def _verifications(p: Plan, suite: Suite, references: list[str]) -> None:
     def verify(suspect: str, refs: list[str], label: str) -> None:
         params = {
             "victim": VICTIM,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sleuth.bench import papers
+from sleuth.bench.cells import WATERMARK_IMAGES
 from sleuth.bench.plan import (
     VICTIM,
     defended_key,
@@ -80,16 +81,12 @@ class View:
             return None
         return next((t for t in r["tests"] if t["name"] == name), None)
 
-    def of_kind(self, kind: str, group: str | None = None) -> list[str]:
-        return [
-            k
-            for k, c in self.cells.items()
-            if c["kind"] == kind and (group is None or c["group"] == group)
-        ]
+    def of_kind(self, kind: str) -> list[str]:
+        return [k for k, c in self.cells.items() if c["kind"] == kind]
 
     def references(self) -> list[str]:
         """The independent references of the victim's and the other architecture."""
-        return [k for k in self.of_kind("embed") if "-ref-" in k or k.startswith("embed/ref-")]
+        return [k for k in self.of_kind("embed") if "ref-" in _short(k)]
 
     def own_references(self) -> list[str]:
         return [k for k in self.of_kind("embed") if k.startswith("embed/ref-")]
@@ -282,7 +279,7 @@ def table_000_16(v: View) -> list[str]:
         return []
     return [
         "Watermark success rate (%): the victim's augmentation predictor on each model's "
-        f"representations of {2000:,} rotated private images. Paper: "
+        f"representations of {WATERMARK_IMAGES:,} rotated private images. Paper: "
         f"{papers.T000_16['source']}; {papers.T000_16['random']}.",
         "",
         *table,
@@ -450,7 +447,7 @@ def _expected(v: View, suspect: str) -> str:
 
 
 def verification(v: View) -> list[str]:
-    keys = [k for k in v.of_kind("verify")]
+    keys = v.of_kind("verify")
     if not keys:
         return []
     rows, false_positives, copies, found = [], [], 0, 0
@@ -702,7 +699,7 @@ def scaling(v: View) -> list[str]:
             for a in archs
         }
         rows = [
-            [f"{n:,}", *(num(v.get(time_key("verify", a, n), "seconds"), 3) for a in archs)]
+            [f"{n:,}", *(num(v.get(time_key("verify", a, n), "seconds")) for a in archs)]
             for n in samples
         ]
         out += [
@@ -738,8 +735,7 @@ def scaling(v: View) -> list[str]:
     if attacks:
         epochs = v.suite["attack"]["epochs"]
         rows = [
-            [f"{b:,}", *(num(v.get(steal_key(a, b), "steal_s"), 3) for a in attacks)]
-            for b in budgets
+            [f"{b:,}", *(num(v.get(steal_key(a, b), "steal_s")) for a in attacks)] for b in budgets
         ]
         out += [
             f"Stealing seconds by query budget ({epochs} epochs over the answers; two-view "
