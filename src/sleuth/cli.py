@@ -87,7 +87,20 @@ PdfOpt = Annotated[
 ]
 
 
-class EmbedProgress:
+class _Bars:
+    """A rich Progress on stderr used as a context manager; subclasses add the bars."""
+
+    bar: Progress
+
+    def __enter__(self) -> Any:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+
+class EmbedProgress(_Bars):
     """A rich progress bar over all training steps, on stderr."""
 
     def __init__(self, enabled: bool) -> None:
@@ -102,13 +115,6 @@ class EmbedProgress:
             disable=not enabled,
         )
         self.task: Any = None
-
-    def __enter__(self) -> EmbedProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
 
     def __call__(self, ev: dict[str, Any]) -> None:
         total = ev["epochs"] * ev["steps"]
@@ -279,7 +285,7 @@ def embed(
     _print_summary("sleuth embed", summary)
 
 
-class StageProgress:
+class StageProgress(_Bars):
     """One rich progress bar per stage (query, head, train) of an attack, on stderr."""
 
     def __init__(self, enabled: bool) -> None:
@@ -293,13 +299,6 @@ class StageProgress:
             disable=not enabled,
         )
         self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> StageProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
 
     def __call__(self, ev: dict[str, Any]) -> None:
         stage = ev["stage"]
@@ -821,7 +820,7 @@ def demo(
         raise typer.Exit(1)
 
 
-class BenchProgress:
+class BenchProgress(_Bars):
     """Two bars on stderr: the suite's cells, and the steps of the cell being run."""
 
     def __init__(self, enabled: bool) -> None:
@@ -835,13 +834,6 @@ class BenchProgress:
         )
         self.cells: Any = None
         self.step: Any = None
-
-    def __enter__(self) -> BenchProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
 
     def __call__(self, ev: dict[str, Any]) -> None:
         kind = ev["event"]

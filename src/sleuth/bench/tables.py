@@ -55,6 +55,13 @@ def md(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list
     ]
 
 
+def table(
+    intro: str, header: Sequence[str], rows: Sequence[Sequence[str]], align: str
+) -> list[str]:
+    """A paragraph saying what the table shows, then the table."""
+    return [intro, "", *md(header, rows, align)]
+
+
 class View:
     """Read access to a results document by cell key."""
 
@@ -195,24 +202,23 @@ def table_000_2(v: View) -> list[str]:
         rows.append(
             [name, *_copy_row(v, k), " / ".join(str(x) for x in theirs) if theirs else DASH]
         )
-    return [
-        f"Every loss at {budget:,} queries of the victim's public images; SA on the task, "
-        f"watermark success on the victim's predictor. Paper: {paper['source']}.",
-        "",
-        *md(
-            [
-                "loss",
-                "SA %",
-                "SA/TA",
-                "watermark %",
-                "queries",
-                "steal s",
-                "000 Table 2: SA % C10 / STL10 / SVHN",
-            ],
-            rows,
-            "lrrrrrl",
+    return table(
+        (
+            f"Every loss at {budget:,} queries of the victim's public images; SA on the task, "
+            f"watermark success on the victim's predictor. Paper: {paper['source']}."
         ),
-    ]
+        [
+            "loss",
+            "SA %",
+            "SA/TA",
+            "watermark %",
+            "queries",
+            "steal s",
+            "000 Table 2: SA % C10 / STL10 / SVHN",
+        ],
+        rows,
+        "lrrrrrl",
+    )
 
 
 def _sweep(v: View) -> tuple[list[str], list[int]]:
@@ -304,17 +310,16 @@ def table_000_17(v: View) -> list[str]:
         )
     if not rows:
         return []
-    return [
-        f"Watermark success rate (%) at {budget:,} queries by what the thief sends: one "
-        "SimCLR-augmented view per image (Standard), augmented and rotated (+Rotation) or the "
-        f"image itself (NoAug). Paper: {papers.T000_17['source']}.",
-        "",
-        *md(
-            ["loss", "Standard", "+Rotation", "NoAug", "000 Table 17: Standard / +Rot. / NoAug"],
-            rows,
-            "lrrrl",
+    return table(
+        (
+            f"Watermark success rate (%) at {budget:,} queries by what the thief sends: one "
+            "SimCLR-augmented view per image (Standard), augmented and rotated (+Rotation) or the "
+            f"image itself (NoAug). Paper: {papers.T000_17['source']}."
         ),
-    ]
+        ["loss", "Standard", "+Rotation", "NoAug", "000 Table 17: Standard / +Rot. / NoAug"],
+        rows,
+        "lrrrl",
+    )
 
 
 def table_002_2(v: View) -> list[str]:
@@ -334,11 +339,12 @@ def table_002_2(v: View) -> list[str]:
         f"{pre}: TA {ta}, SA {sa}, {ratio} %"
         for pre, (ta, sa, ratio) in papers.T002_2["rows"].items()
     )
-    return [
-        f"StolenEncoder on task {v.results['task']}. Paper, {papers.T002_2['source']}: {theirs}.",
-        "",
-        *md(["queries", "TA %", "SA %", "SA/TA %"], rows, "rrrr"),
-    ]
+    return table(
+        (f"StolenEncoder on task {v.results['task']}. Paper, {papers.T002_2['source']}: {theirs}."),
+        ["queries", "TA %", "SA %", "SA/TA %"],
+        rows,
+        "rrrr",
+    )
 
 
 def table_002_10(v: View) -> list[str]:
@@ -369,16 +375,15 @@ def table_002_10(v: View) -> list[str]:
             )
     if not rows:
         return []
-    return [
-        "StolenEncoder against its variants, the surrogate set a fraction of the victim's "
-        f"training images. Paper: {papers.T002_10['source']}.",
-        "",
-        *md(
-            ["surrogate", "method", "SA %", "queries", "002 Table X: SA % (queries)"],
-            rows,
-            "llrrl",
+    return table(
+        (
+            "StolenEncoder against its variants, the surrogate set a fraction of the victim's "
+            f"training images. Paper: {papers.T002_10['source']}."
         ),
-    ]
+        ["surrogate", "method", "SA %", "queries", "002 Table X: SA % (queries)"],
+        rows,
+        "llrrl",
+    )
 
 
 def defences(v: View) -> list[str]:
@@ -556,13 +561,17 @@ def table_000_4(v: View) -> list[str]:
                 ]
             )
     theirs = "; ".join(f"{d} {q}: Δμ {m}, p {p}, t {t}" for d, q, m, p, t in papers.T000_4["rows"])
-    return [
-        "The watermark ownership t-test (one-sample, one-sided, correctness against chance 0.5): "
-        "Δμ is accuracy − 0.5, p the analytic p-value, p vs references the calibrated one, and "
-        f"adjusted the decision p after Holm. Paper, {papers.T000_4['source']}: {theirs}.",
-        "",
-        *md(["suspect", "queries", "Δμ", "p", "t", "p vs references", "adjusted"], rows, "lrrrrrr"),
-    ]
+    return table(
+        (
+            "The watermark ownership t-test (one-sample, one-sided, correctness against chance "
+            "0.5): Δμ is accuracy − 0.5, p the analytic p-value, p vs references the calibrated "
+            "one, and adjusted the decision p after Holm. Paper, "
+            f"{papers.T000_4['source']}: {theirs}."
+        ),
+        ["suspect", "queries", "Δμ", "p", "t", "p vs references", "adjusted"],
+        rows,
+        "lrrrrrr",
+    )
 
 
 def table_000_18(v: View) -> list[str]:
@@ -590,14 +599,17 @@ def table_000_18(v: View) -> list[str]:
         if theirs:
             rows.append([f"{a} (000 Table 18)", *(str(theirs.get(b, DASH)) for b in budgets)])
     rows.append(["independent (mean of references)", *(num(random) for _ in budgets)])
-    return [
-        "Mean ℓ2 distance to the victim's representations of its private images, in each model's "
-        "standardised coordinates (centred and scaled by its own spread on public images, so "
-        "that scale is not mistaken for theft; the paper's are raw). Paper: "
-        f"{papers.T000_18['source']}; random model {papers.T000_18['random']}.",
-        "",
-        *md(["attack", *(f"{b:,}" for b in budgets)], rows, "l" + "r" * len(budgets)),
-    ]
+    return table(
+        (
+            "Mean ℓ2 distance to the victim's representations of its private images, in each "
+            "model's standardised coordinates (centred and scaled by its own spread on public "
+            "images, so that scale is not mistaken for theft; the paper's are raw). Paper: "
+            f"{papers.T000_18['source']}; random model {papers.T000_18['random']}."
+        ),
+        ["attack", *(f"{b:,}" for b in budgets)],
+        rows,
+        "l" + "r" * len(budgets),
+    )
 
 
 def table_000_19(v: View) -> list[str]:
@@ -625,15 +637,19 @@ def table_000_19(v: View) -> list[str]:
     if not rows:
         return []
     theirs = "; ".join(f"{loss} {q:,}: μσS {s}, p1 {p}" for loss, q, s, p in papers.T000_19["rows"])
-    return [
-        "Noise sensitivity: the mean spread of a model's representation under small input noise "
-        "around private images (relative to the representation's size), victim V, independent "
-        "references R, suspect S. p: paired t-test of H0 μσS ≥ μσV; p vs references: the "
-        f"suspect's ratio μσS/μσV among the references'. Paper, {papers.T000_19['source']}: "
-        f"{theirs}.",
-        "",
-        *md(["attack", "queries", "μσV", "μσR", "μσS", "p", "p vs references"], rows, "lrrrrrr"),
-    ]
+    return table(
+        (
+            "Noise sensitivity: the mean spread of a model's representation under small input "
+            "noise around private images (relative to the representation's size), victim V, "
+            "independent references R, suspect S. p: paired t-test of H0 μσS ≥ μσV; p vs "
+            "references: the "
+            f"suspect's ratio μσS/μσV among the references'. Paper, {papers.T000_19['source']}: "
+            f"{theirs}."
+        ),
+        ["attack", "queries", "μσV", "μσR", "μσS", "p", "p vs references"],
+        rows,
+        "lrrrrrr",
+    )
 
 
 def table_000_20(v: View) -> list[str]:
@@ -669,14 +685,17 @@ def table_000_20(v: View) -> list[str]:
     theirs = "; ".join(
         f"{m} ({ln}) {q}: Δμ {d}, p {p}, t {t}" for m, ln, q, d, p, t in papers.T000_20["rows"]
     )
-    return [
-        "Dataset inference: the victim's projection-head contrastive loss on a model's "
-        "representations of private against public images (Δμ = mean public − mean private "
-        "loss; one-sided Welch t-test), and the Gaussian-mixture likelihood test (di-gmm). "
-        f"Paper, {papers.T000_20['source']}: {theirs}.",
-        "",
-        *md(["model", "queries", "Δμ", "p", "t", "di-gmm p"], rows, "lrrrrr"),
-    ]
+    return table(
+        (
+            "Dataset inference: the victim's projection-head contrastive loss on a model's "
+            "representations of private against public images (Δμ = mean public − mean private "
+            "loss; one-sided Welch t-test), and the Gaussian-mixture likelihood test (di-gmm). "
+            f"Paper, {papers.T000_20['source']}: {theirs}."
+        ),
+        ["model", "queries", "Δμ", "p", "t", "di-gmm p"],
+        rows,
+        "lrrrrr",
+    )
 
 
 # --- scaling ---------------------------------------------------------------------------------
