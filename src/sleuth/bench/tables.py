@@ -766,21 +766,22 @@ def scaling(v: View) -> list[str]:
     return out[:-1] if out else out
 
 
-SECTIONS: list[tuple[str, Callable[[View], list[str]]]] = [
-    ("Encoders", encoders),
-    ("Stealing with every loss (000 Table 2)", table_000_2),
-    ("Stolen accuracy by query budget (000 Table 7)", table_000_7),
-    ("StolenEncoder's utility (002 Table II)", table_002_2),
-    ("StolenEncoder and its variants (002 Table X)", table_002_10),
-    ("Watermark transfer by query budget (000 Table 16)", table_000_16),
-    ("Watermark transfer by query augmentation (000 Table 17)", table_000_17),
-    ("Defences (002 Tables XIII-XV, 000 Tables 10-11)", defences),
-    ("Verdicts: every copy, careful thief and independent model", verification),
-    ("Watermark ownership t-test (000 Table 4)", table_000_4),
-    ("Representation distance (000 Table 18)", table_000_18),
-    ("Noise sensitivity (000 Table 19)", table_000_19),
-    ("Dataset inference (000 Table 20)", table_000_20),
-    ("Scaling", scaling),
+# (title, table, the group of cells it reads: what `--only` regenerates it with)
+SECTIONS: list[tuple[str, Callable[[View], list[str]], str]] = [
+    ("Encoders", encoders, "embed"),
+    ("Stealing with every loss (000 Table 2)", table_000_2, "steal"),
+    ("Stolen accuracy by query budget (000 Table 7)", table_000_7, "steal"),
+    ("StolenEncoder's utility (002 Table II)", table_002_2, "steal"),
+    ("StolenEncoder and its variants (002 Table X)", table_002_10, "steal"),
+    ("Watermark transfer by query budget (000 Table 16)", table_000_16, "steal"),
+    ("Watermark transfer by query augmentation (000 Table 17)", table_000_17, "steal"),
+    ("Defences (002 Tables XIII-XV, 000 Tables 10-11)", defences, "defences"),
+    ("Verdicts: every copy, careful thief and independent model", verification, "verify"),
+    ("Watermark ownership t-test (000 Table 4)", table_000_4, "verify"),
+    ("Representation distance (000 Table 18)", table_000_18, "verify"),
+    ("Noise sensitivity (000 Table 19)", table_000_19, "verify"),
+    ("Dataset inference (000 Table 20)", table_000_20, "verify"),
+    ("Scaling", scaling, "scaling"),
 ]
 
 
@@ -809,18 +810,20 @@ def render(
         f"Suite `{results['suite']}`: {results['description']}. Data `{results['data']}`, linear "
         f"probes on `{results['task']}`. {len(v.cells)} cells.",
         "",
-        f"Command: `{command(results, out_dir)}` (resumable: finished cells are reused).",
+        f"Command: `{command(results, out_dir)}` (resumable: finished cells are reused; "
+        "`--only GROUP` runs one group and what it builds on).",
         "",
         "Machine: " + "; ".join(sorted(machines) or [machine_line(results["machine"])]) + ".",
     ]
     if results.get("notes"):
         lines += ["", "Left out at this data size: " + "; ".join(results["notes"]) + "."]
-    for title, section in SECTIONS:
+    for title, section, group in SECTIONS:
         body = section(v)
         if body:
             lines += ["", f"{h} {title}", "", *body]
             if section is scaling and plot:
                 lines += ["", f"![time against input size]({plot})"]
+            lines += ["", f"Command: `{command(results, out_dir)} --only {group}`"]
     lines += [
         "",
         f"{h} Not measured yet",
