@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from sleuth.bench.plan import Cell
-from sleuth.data import input_spec_for, load_images, make_split
+from sleuth.data import ImageSet, input_spec_for, load_images, make_split
 from sleuth.data.watermark import RotationWatermark
 from sleuth.embed import EmbedConfig, distributed, run_embed
 from sleuth.embed.run import watermark_accuracy
 from sleuth.embed.trainer import train
-from sleuth.fileio import atomic_write
+from sleuth.fileio import atomic_write, sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.probe import linear_probe, probe_accuracy
 from sleuth.steal import StealConfig, attacker_images, run_steal
@@ -63,15 +63,21 @@ def _victim_version(ctx: Context, victim: str) -> tuple[str, int]:
     return str(folder), (folder / "encoder.pt").stat().st_mtime_ns
 
 
+def _owner_images(victim_dir: Path, role: str, limit: int | None = None) -> ImageSet:
+    """The victim owner's ``role`` ("private" or "public") images, in split order."""
+    key = load_owner_key(victim_dir / "owner-key.pt")
+    data = load_images(key.split["data_spec"], key.split["part"])
+    return data.subset(key.split[role][:limit])
+
+
 @functools.lru_cache(maxsize=4)
 def _watermark_setup(victim: tuple[str, int]) -> tuple[Any, RotationWatermark, torch.Tensor]:
-    key = load_owner_key(Path(victim[0]) / "owner-key.pt")
-    data = load_images(key.split["data_spec"], key.split["part"])
-    private = data.images[torch.as_tensor(key.split["private"][:WATERMARK_IMAGES])]
+    folder = Path(victim[0])
+    key = load_owner_key(folder / "owner-key.pt")
     return (
         key.augmentation_predictor(),
         RotationWatermark.from_list(key.watermark["intervals"]),
-        private,
+        _owner_images(folder, "private", WATERMARK_IMAGES).images,
     )
 
 
@@ -142,13 +148,12 @@ def _queries_data(ctx: Context, cell: Cell, cfg: StealConfig) -> StealConfig:
     source = cell.params["queries_from"]
     if source == "public":
         return cfg
-    key = load_owner_key(ctx.model(cell.params["victim"]) / "owner-key.pt")
-    data = load_images(key.split["data_spec"], key.split["part"])
-    part = data.subset(key.split["private" if source == "private" else "public"])
+    victim = ctx.model(cell.params["victim"])
+    part = _owner_images(victim, "private" if source == "private" else "public")
     images = part.images.numpy()
     if source == "inverted-public":
         images = 255 - images
-    path = ctx.data_file(f"{source}-{key.split['fingerprint'][:16]}")
+    path = ctx.data_file(f"{source}-{sha256_file(victim / 'owner-key.pt')[:16]}")
     if not path.exists():
         labels = {} if part.labels is None else {"y": part.labels.numpy()}
 
@@ -174,12 +179,10 @@ def _defence_spec(ctx: Context, spec: str, victim: str, defender: str | None) ->
 
 @functools.lru_cache(maxsize=4)
 def _median_norm(victim: tuple[str, int]) -> float:
+    """The median length of the victim's answers to 2,000 of its public images."""
     folder = Path(victim[0])
-    key = load_owner_key(folder / "owner-key.pt")
-    data = load_images(key.split["data_spec"], key.split["part"])
-    public = data.images[torch.as_tensor(key.split["public"][:2000])]
-    reps = load_encoder(folder / "encoder.pt").represent(public)
-    return float(reps.norm(dim=1).median())
+    public = _owner_images(folder, "public", 2000).images
+    return float(load_encoder(folder / "encoder.pt").represent(public).norm(dim=1).median())
 
 
 def steal(ctx: Context, cell: Cell) -> dict[str, Any]:
@@ -255,20 +258,32 @@ def _verify(ctx: Context, p: dict[str, Any], samples: int) -> VerifyResult:
     )
 
 
+SUMMARY_FIELDS = (
+    "name",
+    "family",
+    "statistic",
+    "p_value",
+    "n",
+    "effect",
+    "score",
+    "valid",
+    "reference_scores",
+    "p_reference",
+    "counted",
+    "p_decision",
+    "p_adjusted",
+    "rejected",
+)
+
+
 def summary(result: VerifyResult) -> dict[str, Any]:
     """A verification as the tables read it: the verdict and every test's numbers."""
     v = result.victims[0]
     tests, noise = [], None
     for d in v.decisions:
+        full = d.to_dict()
+        tests.append({k: full[k] for k in SUMMARY_FIELDS})
         r = d.result
-        tests.append(
-            {
-                **{k: r.to_dict()[k] for k in ("name", "family", "statistic", "p_value", "n")},
-                **{k: r.to_dict()[k] for k in ("effect", "score", "valid")},
-                **{k: d.to_dict()[k] for k in ("reference_scores", "p_reference", "counted")},
-                **{k: d.to_dict()[k] for k in ("p_decision", "p_adjusted", "rejected")},
-            }
-        )
         if r.name == "noise-sensitivity" and r.valid:
             noise = {
                 "victim_spread": float(r.samples["victim_spread"].mean()),
