@@ -24,10 +24,11 @@ from sleuth.data.watermark import RotationWatermark
 from sleuth.embed import EmbedConfig, distributed, run_embed
 from sleuth.embed.run import watermark_accuracy
 from sleuth.embed.trainer import train
+from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.probe import linear_probe, probe_accuracy
-from sleuth.steal import StealConfig, attacker_images, run_steal
+from sleuth.steal import StealConfig, attacker_images, run_steal, unqueried_images
 from sleuth.steal.defences import parse_defence
 from sleuth.steal.evasion import finetune, prune
 from sleuth.steal.oracle import LocalOracle
@@ -153,13 +154,16 @@ def _queries_data(ctx: Context, cell: Cell, cfg: StealConfig) -> StealConfig:
     images = part.images.numpy()
     if source == "inverted-public":
         images = 255 - images
-    path = ctx.data_file(f"{source}-{sha256_file(victim / 'owner-key.pt')[:16]}")
+    path = ctx.data_file(f"{source}-all-{sha256_file(victim / 'owner-key.pt')[:16]}")
     if not path.exists():
         labels = {} if part.labels is None else {"y": part.labels.numpy()}
+        if labels:
+            labels["y_test"] = labels["y"][:0]
 
         def write(tmp: Path) -> None:
+            # an empty test part, so that no hold-out is taken from the train part
             with open(tmp, "wb") as f:
-                np.savez(f, x=images, **labels)
+                np.savez(f, x=images, x_test=images[:0], **labels)
 
         atomic_write(path, write)
     return replace(cfg, data=f"npz:{path}", part="train", public_split=False)
@@ -220,18 +224,21 @@ def pretrain(ctx: Context, cell: Cell) -> dict[str, Any]:
 
 
 def evade(ctx: Context, cell: Cell) -> dict[str, Any]:
-    """A careful thief's copy: the source copy pruned, or fine-tuned on the data's test part
-    (images the victim never answered and never trained on)."""
+    """A careful thief's copy: the source copy pruned, or fine-tuned on the public images its
+    attack never queried (never answered by the victim, never in its training set, and not the
+    linear probes' test images)."""
     p = cell.params
     start = time.perf_counter()
     source = load_encoder(ctx.model(p["source"]) / "encoder.pt")
     if p["how"] == "prune":
         encoder = prune(source, p["amount"])
-    else:
-        key = load_owner_key(ctx.model(p["victim"]) / "owner-key.pt")
-        images = load_images(key.split["data_spec"], "test").images
+    elif p["how"] == "finetune":
+        victim = str(ctx.model(p["victim"]))
+        images = unqueried_images(StealConfig(**p["attack"]), victim).images
         batch = min(128, len(images))
         encoder = finetune(source, images, epochs=p["epochs"], lr=p["lr"], batch_size=batch)
+    else:
+        raise SleuthError(f"unknown evasion {p['how']!r} (known: prune, finetune)")
     save_encoder(encoder, ctx.model(cell.key) / "encoder.pt")
     return {**_measure(ctx, cell, encoder), "seconds": time.perf_counter() - start}
 

@@ -16,6 +16,7 @@ from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.models.registry import Backbone, get_architecture
 from sleuth.steal import StealConfig
+from sleuth.verify.verdict import MIN_REFERENCES
 
 GROUPS = ("embed", "steal", "defences", "verify", "scaling")
 VICTIM = "embed/victim"
@@ -311,8 +312,14 @@ def _careful_thieves(thief: _Thief, suite: Suite, mse: str) -> None:
             "evade",
             "steal",
             f"the mse copy fine-tuned with SimCLR for {suite.finetune_epochs} epochs on the "
-            "thief's own images",
-            {**evade, "how": "finetune", "epochs": suite.finetune_epochs, "lr": 1e-4},
+            "public images it never queried",
+            {
+                **evade,
+                "how": "finetune",
+                "epochs": suite.finetune_epochs,
+                "lr": 1e-4,
+                "attack": thief.p.cells[mse].params["attack"],
+            },
             (VICTIM, mse),
         )
     )
@@ -381,15 +388,19 @@ def _scaling(
     other_victim = _embed(
         p,
         f"embed/{other.arch}-victim",
-        f"a watermarked {other.arch} victim for {other.epochs} epochs (to time verification)",
-        replace(other, watermark=True),
+        f"a watermarked {other.arch} victim for one epoch (to time verification, whose cost "
+        "does not depend on how well the victim learned)",
+        replace(other, watermark=True, epochs=1),
         p.cells[VICTIM].params["task"],
         "scaling",
     )
-    k = min(2, len(embeds["others"]) - 1, len(embeds["own"]))
+    # three references, so that every test is calibrated as in a real verification; the
+    # resnet18 suspect is its first reference, and the victim's architecture fills any gap
+    k = MIN_REFERENCES
+    others = embeds["others"]
     zoos = {
         recipe.arch: (VICTIM, mse, embeds["own"][:k]),
-        other.arch: (other_victim, embeds["others"][0], embeds["others"][1 : 1 + k]),
+        other.arch: (other_victim, others[0], (others[1:] + embeds["own"])[:k]),
     }
     limit = min(sizes.private, sizes.public)
     for arch, (victim, suspect, refs) in zoos.items():

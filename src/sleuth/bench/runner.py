@@ -194,6 +194,9 @@ def run_bench(
     unknown = sorted(groups - set(GROUPS))
     if unknown:
         raise SleuthError(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)})")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # every rank would run and write every cell; one process per bench, one device per cell
+        raise SleuthError("sleuth bench runs as one process: start it without torchrun")
     resolve_device(device)
     out = bench.out
     out.mkdir(parents=True, exist_ok=True)

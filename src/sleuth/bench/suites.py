@@ -137,7 +137,7 @@ SUITES: dict[str, Suite] = {
         ),
         thieves=True,
         finetune_epochs=5,
-        samples=1000,
+        samples=500,
         fewest=(25, 50, 100, 200, 400),
         scaling_samples=(250, 500, 1000, 2000, 4000),
         scaling_images={

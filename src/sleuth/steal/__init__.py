@@ -2,6 +2,6 @@
 and victim-side output defences."""
 
 from sleuth.steal.config import StealConfig
-from sleuth.steal.run import StealResult, attacker_images, run_steal
+from sleuth.steal.run import StealResult, attacker_images, run_steal, unqueried_images
 
-__all__ = ["StealConfig", "StealResult", "attacker_images", "run_steal"]
+__all__ = ["StealConfig", "StealResult", "attacker_images", "run_steal", "unqueried_images"]

@@ -57,12 +57,22 @@ def _surrogate(cfg: StealConfig, victim: str):
     return data.subset(split["public"])
 
 
+def _query_order(cfg: StealConfig, data: ImageSet) -> torch.Tensor:
+    return torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
+
+
 def attacker_images(cfg: StealConfig, victim: str) -> tuple[ImageSet, ImageSet]:
     """(the surrogate data, the images of it that an attack with ``cfg`` uses, in the seeded
     query order): what the attacker holds, and what it spends its budget on."""
     data = _surrogate(cfg, victim)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
-    return data, data.subset(order[: images_needed(cfg)])
+    return data, data.subset(_query_order(cfg, data)[: images_needed(cfg)])
+
+
+def unqueried_images(cfg: StealConfig, victim: str) -> ImageSet:
+    """The attacker's images that an attack with ``cfg`` never sends: what a thief can train
+    its copy further on without another query."""
+    data = _surrogate(cfg, victim)
+    return data.subset(_query_order(cfg, data)[images_needed(cfg) :])
 
 
 def run_steal(
