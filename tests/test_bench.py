@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from sleuth.bench import SUITES, open_bench, run_bench
 from sleuth.bench import cells as bench_cells
+from sleuth.bench import papers as bench_papers
 from sleuth.bench.plan import VICTIM, DataSizes, plan, steal_key
 from sleuth.bench.suites import STOLENENCODER, OtherArch, Suite
-from sleuth.bench.tables import View, render, verification
+from sleuth.bench.tables import View, render, table_000_4, verification
 from sleuth.cli import app
 from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
@@ -271,7 +272,23 @@ def test_tables_flag_a_false_accusation(tiny):
     row = next(line for line in lines if line.startswith("| ref-1 "))
     assert "**stolen** (false positive)" in row
     assert "accused: 1 of" in lines[-1] and "embed/ref-1" in lines[-1]
+    # a reference's rejected watermark test is marked in 000 Table 4 as a copy's would be
+    ttest = next(t for t in cell["result"]["tests"] if t["name"] == "watermark-ttest")
+    ttest.update(rejected=True, counted=True)
+    row = next(line for line in table_000_4(View(results)) if line.startswith("| ref-1 "))
+    assert row.endswith("**✓** |")
     assert "false positive" not in render(json.loads(result.results.read_text()), out_dir="x")
+
+
+def test_papers_figures_sit_under_our_budgets_and_the_rest_are_named(tiny, monkeypatch):
+    _, result = tiny
+    results = json.loads(result.results.read_text())
+    monkeypatch.setitem(bench_papers.T000_7, "rows", {"mse": {30: 11.1, 999: 22.2}})
+    monkeypatch.setitem(bench_papers.T000_18, "rows", {"mse": {999: 33.3}})
+    tables = render(results, out_dir="x")
+    assert "| mse (000 Table 7) | 11.1 | – |" in tables  # our columns are 30 and 60 queries
+    assert "other figures (queries: value): mse 999: 22.2." in tables
+    assert "(000 Table 18) |" not in tables and "(queries: value): mse 999: 33.3." in tables
 
 
 def test_cli_lists_cells_and_prints_a_summary(tiny, tmp_path):
