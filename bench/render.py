@@ -14,8 +14,9 @@ from pathlib import Path
 from sleuth.bench.plots import scaling_plot
 from sleuth.bench.tables import pct, render
 
-RESULTS = Path("bench/results")
-DOCS = Path("docs")
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOCS = ROOT / "docs"
 
 
 def load(name: str) -> dict:
@@ -123,6 +124,20 @@ def demo() -> list[str]:
     ]
 
 
+def speeds() -> str:
+    """How fast the same victim recipe trained in each section's run."""
+    parts = []
+    if f := load("foundation"):
+        parts.append(
+            f"the foundation's victim trained at {f['runs']['victim-half']['images_per_s']:,.0f} "
+            "images/s"
+        )
+    for name in ("full", "quick"):
+        if victim := load(name).get("cells", {}).get("embed/victim"):
+            parts.append(f"the {name} suite's at {victim['result']['images_per_s']:,.0f} images/s")
+    return ", ".join(parts) + " with the same code"
+
+
 def suite(name: str) -> list[str]:
     """Every table of a ``sleuth bench`` suite, from bench/results/NAME.json, and its scaling
     plot drawn again from the same results into docs/."""
@@ -143,10 +158,8 @@ def main() -> None:
         "`python bench/render.py > docs/benchmarks.md`. Raw results: `bench/results/*.json` "
         "(a bench's `results.json` is copied there: `cp runs/bench-full/results.json "
         "bench/results/full.json`).",
-        "Times are wall-clock seconds on AMD EPYC virtual machines with 2 cores, 24 GiB and no "
-        "GPU. Machines of that kind differ in speed (the foundation's encoders trained at "
-        "about 1,250 images/s, the suites' at about 430 images/s with the same code): compare "
-        "times within a section.",
+        "Times are wall-clock seconds on the machine each section names. Machines of one kind "
+        f"differ in speed ({speeds()}): compare times within a section.",
         "",
         "## The papers' tables at CPU scale: `sleuth bench --suite full` (issue 6)",
         "",

@@ -911,7 +911,7 @@ def bench(
     groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
     planned = open_bench(suite, folder, data=data, task=task)
     if list_cells:
-        statuses = planned.statuses()
+        statuses = planned.statuses(groups)
         if as_json:
             rows = [
                 {"key": c.key, "group": c.group, "label": c.label, "status": s} for c, s in statuses
@@ -941,7 +941,9 @@ def bench(
     if as_json:
         out.print_json(json.dumps(summary))
         return
-    _print_summary("sleuth bench", summary)
+    by_group = ", ".join(f"{g} {n}" for g, n in result.counts.items())
+    shown = {**summary, "seconds": f"{result.seconds / 60:.1f} min", "cells_by_group": by_group}
+    _print_summary("sleuth bench", {**shown, "left_out": "; ".join(result.notes) or None})
 
 
 PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"

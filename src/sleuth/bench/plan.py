@@ -20,7 +20,6 @@ from sleuth.verify.verdict import MIN_REFERENCES
 
 GROUPS = ("embed", "steal", "defences", "verify", "scaling")
 VICTIM = "embed/victim"
-MODEL_KINDS = ("embed", "pretrain", "steal", "evade")
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,9 @@ class Plan:
         if old is None:
             self.cells[cell.key] = cell
         elif old.params != cell.params or old.kind != cell.kind:
-            raise AssertionError(f"two different cells share the key {cell.key}")
+            raise SleuthError(
+                f"two different cells share the key {cell.key}: the suite names one copy twice"
+            )
         return cell.key
 
     def select(self, groups: set[str]) -> list[Cell]:

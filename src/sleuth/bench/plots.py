@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sleuth.bench.plan import steal_key
 from sleuth.fileio import atomic_write
 
 
@@ -14,7 +15,7 @@ def _series(cells: dict[str, Any], kind: str, by: str, x: str, y: str) -> dict[s
     for c in cells.values():
         if c["kind"] == kind:
             r = c["result"]
-            out.setdefault(by(c) if callable(by) else r[by], []).append((r[x], r[y]))
+            out.setdefault(r[by], []).append((r[x], r[y]))
     return {name: sorted(points) for name, points in out.items()}
 
 
@@ -24,19 +25,14 @@ def scaling_plot(results: dict[str, Any], path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     cells = results["cells"]
-    sweep = set(results["suite_definition"]["sweep"])
-
-    def attack(c: dict[str, Any]) -> str:
-        a = c["params"]["attack"]
-        return a["method"] if a["method"] == "stolenencoder" else a["loss"]
-
+    suite = results["suite_definition"]
+    # the copies of the sweep only (the table's), not the surrogate-size StolenEncoder copies
     steals = {
-        k: c
-        for k, c in cells.items()
-        if c["kind"] == "steal"
-        and c["group"] == "steal"
-        and k.rsplit("-", 1)[-1].isdigit()
-        and attack(c) in sweep
+        a: [cells[k]["result"] for b in suite["budgets"] if (k := steal_key(a, b)) in cells]
+        for a in suite["sweep"]
+    }
+    steal_series = {
+        a: sorted((r["queries_used"], r["steal_s"]) for r in rs) for a, rs in steals.items() if rs
     }
     panels = [
         (
@@ -49,7 +45,7 @@ def scaling_plot(results: dict[str, Any], path: Path) -> Path | None:
             "training images",
             _series(cells, "time-embed", "arch", "images", "epoch_s"),
         ),
-        ("stealing", "queries", _series(steals, "steal", attack, "queries_used", "steal_s")),
+        ("stealing", "queries", steal_series),
     ]
     panels = [p for p in panels if p[2]]
     if not panels:

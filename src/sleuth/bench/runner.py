@@ -150,15 +150,18 @@ class Bench:
             return None
         return rec
 
-    def statuses(self) -> list[tuple[Cell, str]]:
-        """Each cell of the plan with "done" or "to run" (what a run would do now)."""
+    def statuses(self, groups: set[str] | None = None) -> list[tuple[Cell, str]]:
+        """Each cell of ``groups`` (default: all) and what it needs, with "done" or "to run"
+        (what a run would do now)."""
         runs: dict[str, str] = {}
         out = []
+        wanted = {c.key for c in self.plan.select(_groups(groups))}
         for cell in self.plan.cells.values():
             rec = self.fresh(cell, runs)
             if rec is not None:
                 runs[cell.key] = rec["run_id"]
-            out.append((cell, "done" if rec is not None else "to run"))
+            if cell.key in wanted:
+                out.append((cell, "done" if rec is not None else "to run"))
         return out
 
 
@@ -180,6 +183,17 @@ def open_bench(
     return Bench(suite, data, task, out, plan(suite, data, task, sizes))
 
 
+def _groups(only: set[str] | None) -> set[str]:
+    """The groups ``--only`` names (default: all), refusing none and unknown ones."""
+    if only is None:
+        return set(GROUPS)
+    unknown = sorted(only - set(GROUPS))
+    if unknown or not only:
+        what = f"unknown group {unknown[0]!r}" if unknown else "no group given"
+        raise SleuthError(f"{what} (known: {', '.join(GROUPS)})")
+    return only
+
+
 def run_bench(
     bench: Bench,
     *,
@@ -190,10 +204,7 @@ def run_bench(
     """Run every cell of ``only``'s groups (default: all) that is not done yet, then write
     results.json, tables.md and the scaling plot from every finished cell."""
     start = time.perf_counter()
-    groups = set(GROUPS) if only is None else only
-    unknown = sorted(groups - set(GROUPS))
-    if unknown:
-        raise SleuthError(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)})")
+    groups = _groups(only)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # every rank would run and write every cell; one process per bench, one device per cell
         raise SleuthError("sleuth bench runs as one process: start it without torchrun")
