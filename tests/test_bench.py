@@ -119,6 +119,9 @@ def test_plan_fits_the_data_and_refuses_what_cannot_fit():
             plan(too_big, "d", "t", small)
     with pytest.raises(SleuthError, match="at least 3 references"):
         replace(SUITES["quick"], references=2)
+    for other in (OtherArch(references=0), OtherArch(arch="smallresnet")):
+        with pytest.raises(SleuthError, match="second architecture"):
+            replace(SUITES["quick"], other=other)
 
 
 def test_select_keeps_what_a_group_builds_on():

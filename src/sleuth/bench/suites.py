@@ -67,6 +67,11 @@ class Suite:
             raise SleuthError("a suite needs at least 3 references of the victim's architecture")
         if self.budget not in self.budgets:
             raise SleuthError(f"suite {self.name}: the main budget must be one of the budgets")
+        if self.other.references < 1 or self.other.arch == self.recipe.arch:
+            raise SleuthError(
+                f"suite {self.name}: the second architecture needs a reference and must differ "
+                f"from the victim's ({self.recipe.arch})"
+            )
 
 
 _SIMCLR = dict(batch_size=256, lr=1e-3)
