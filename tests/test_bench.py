@@ -100,6 +100,11 @@ def test_full_plan_has_every_table_row():
         if cfg["arch"] == victim_cfg["arch"]:
             differ = {k for k in cfg if cfg[k] != victim_cfg[k]}
             assert differ == {"seed", "watermark"}
+    # the thief's surrogate encoders start from weights of their own, not the victim's or a ref's
+    seeds = {p.cells[k].params["config"]["seed"] for k in [VICTIM, *refs]}
+    assert all(
+        c.params["config"]["seed"] not in seeds for c in p.cells.values() if c.kind == "pretrain"
+    )
     timed = [c.params["samples"] for c in p.cells.values() if c.kind == "time-verify"]
     assert min(timed) == 250 and max(timed) == 4000 and not p.notes
     # every cell comes after the cells it needs

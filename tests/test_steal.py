@@ -12,12 +12,12 @@ import torch
 from typer.testing import CliRunner
 
 from sleuth.cli import app
-from sleuth.data import load_images, to_float
+from sleuth.data import input_spec_for, load_images, to_float
 from sleuth.data.answers import AnswerStore, query_keys
 from sleuth.embed import EmbedConfig, run_embed
 from sleuth.errors import SleuthError
-from sleuth.models import load_encoder
-from sleuth.steal import StealConfig, run_steal
+from sleuth.models import Encoder, encoder_config, load_encoder
+from sleuth.steal import StealConfig, attacker_init_seed, run_steal
 from sleuth.steal.oracle import (
     BudgetExceeded,
     HTTPOracle,
@@ -103,6 +103,24 @@ def test_stolen_copy_follows_the_victims_size_and_learns(victim, tmp_path):
     assert history[-1] < history[0]
     stolen = load_encoder(tmp_path / "s" / "encoder.pt")
     assert stolen.rep_dim == load_encoder(victim_dir / "encoder.pt").rep_dim == 16
+
+
+def test_a_thief_with_the_victims_seed_does_not_start_from_the_victims_weights(victim, tmp_path):
+    """`sleuth embed --seed 0` and `sleuth steal --seed 0` must not share initial weights: a copy
+    that began as the victim's initialisation would be closer to it than a real thief's."""
+    victim_dir, spec = victim
+    steps = _cfg(spec, epochs=1, lr=1e-12)  # Adam moves each weight by about lr: still the init
+    run_steal(steps, str(victim_dir), tmp_path / "s", device="cpu")
+    copy = load_encoder(tmp_path / "s" / "encoder.pt").state_dict()
+    config = encoder_config("smallresnet", input_spec_for(load_images(spec, "train")), 16)
+
+    def init(seed):
+        torch.manual_seed(seed)
+        return Encoder(config).state_dict()
+
+    name = next(k for k, v in copy.items() if k.endswith("weight") and v.dim() == 4)
+    assert torch.allclose(copy[name], init(attacker_init_seed(0))[name], atol=1e-6)
+    assert not torch.allclose(copy[name], init(0)[name], atol=1e-3)  # the victim's, seed 0
 
 
 def test_cache_makes_a_rerun_query_nothing_and_repeat_exactly(victim, tmp_path):

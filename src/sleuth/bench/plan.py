@@ -15,7 +15,7 @@ from sleuth.bench.suites import STOLENENCODER, Suite, attack_config
 from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.models.registry import Backbone, get_architecture
-from sleuth.steal import StealConfig
+from sleuth.steal import StealConfig, attacker_init_seed
 from sleuth.verify.verdict import MIN_REFERENCES
 
 GROUPS = ("embed", "steal", "defences", "verify", "scaling")
@@ -268,7 +268,9 @@ def _surrogate_variants(thief: _Thief, recipe: EmbedConfig, fraction: float, n: 
     """002 Table X: SimCLR on the thief's n images, and StolenEncoder with and without its
     augmentations and querying every view."""
     se = attack_config(STOLENENCODER, thief.base, queries=n)
-    pre = replace(recipe, watermark=False, batch_size=min(recipe.batch_size, n))
+    # the thief's own initial weights: with the victim's seed it would start where the victim did
+    seed = attacker_init_seed(thief.base.seed)
+    pre = replace(recipe, watermark=False, seed=seed, batch_size=min(recipe.batch_size, n))
     thief.p.add(
         Cell(
             f"pretrain/surrogate-{n}",

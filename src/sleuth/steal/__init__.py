@@ -2,6 +2,19 @@
 and victim-side output defences."""
 
 from sleuth.steal.config import StealConfig
-from sleuth.steal.run import StealResult, attacker_images, run_steal, unqueried_images
+from sleuth.steal.run import (
+    StealResult,
+    attacker_images,
+    attacker_init_seed,
+    run_steal,
+    unqueried_images,
+)
 
-__all__ = ["StealConfig", "StealResult", "attacker_images", "run_steal", "unqueried_images"]
+__all__ = [
+    "StealConfig",
+    "StealResult",
+    "attacker_images",
+    "attacker_init_seed",
+    "run_steal",
+    "unqueried_images",
+]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sleuth.data import ImageSet, fingerprint, input_spec_for, load_images, to_float
@@ -75,6 +76,18 @@ def unqueried_images(cfg: StealConfig, victim: str) -> ImageSet:
     return data.subset(_query_order(cfg, data)[images_needed(cfg) :])
 
 
+# SeedSequence's spawn key for the attacker's initial weights: a stream of its own, so that
+# a thief and a victim given the same --seed never start from the same weights
+_ATTACKER_INIT = 0x57EA1
+
+
+def attacker_init_seed(seed: int) -> int:
+    """The torch seed of a copy's initial weights under ``--seed seed``: never ``seed`` itself,
+    which is what ``sleuth embed --seed`` initialises the victim with (a copy that started from
+    the victim's weights would be closer to it than any thief's could be)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(_ATTACKER_INIT,)).generate_state(1)[0])
+
+
 def run_steal(
     cfg: StealConfig,
     victim: str,
@@ -116,7 +129,7 @@ def run_steal(
     out_dir = check_out_dir(out_dir, force=force)
 
     dev = resolve_device(device)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(attacker_init_seed(cfg.seed))
     attacker = Encoder(encoder_config(arch, input_spec_for(data), rep_dim)).to(dev).train()
     ctx = AttackContext(
         cfg=cfg,
