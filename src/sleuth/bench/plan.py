@@ -34,6 +34,10 @@ class Cell:
     needs: tuple[str, ...] = ()  # cells whose models or results it uses
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 @dataclass(frozen=True)
 class DataSizes:
     """What the planner needs to know of the dataset."""
@@ -162,7 +166,7 @@ def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, 
         _embed(
             p,
             f"embed/{o.arch}-ref-{s}",
-            f"independent {o.arch}: the victim's recipe for {o.epochs} epochs, seed "
+            f"independent {o.arch}: the victim's recipe for {_epochs(o.epochs)}, seed "
             f"{recipe.seed + s}",
             replace(other, watermark=False, seed=recipe.seed + s),
             task,
@@ -314,7 +318,7 @@ def _careful_thieves(thief: _Thief, suite: Suite, mse: str) -> None:
             f"evade/mse-{b}-finetuned",
             "evade",
             "steal",
-            f"the mse copy fine-tuned with SimCLR for {suite.finetune_epochs} epochs on the "
+            f"the mse copy fine-tuned with SimCLR for {_epochs(suite.finetune_epochs)} on the "
             "public images it never queried",
             {
                 **evade,

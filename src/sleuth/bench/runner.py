@@ -262,7 +262,8 @@ def _write_outputs(
         rec = bench.fresh(cell, runs)
         if rec is not None:
             runs[cell.key] = rec["run_id"]
-            cells[cell.key] = {k: rec[k] for k in ("kind", "group", "label", "params", "result")}
+            cells[cell.key] = {k: rec[k] for k in ("kind", "group", "params", "result")}
+            cells[cell.key]["label"] = cell.label  # words may improve; the params are the cell
             cells[cell.key]["seconds"] = rec["seconds"]
             cells[cell.key]["machine"] = rec["machine"]
     results = {
