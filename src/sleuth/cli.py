@@ -386,7 +386,9 @@ def steal(
     seed: Annotated[
         int,
         typer.Option(
-            help="Seed for the choice of queries, augmentations, initialisation and defences."
+            help="Seed for the choice of queries, augmentations, initialisation and defences "
+            "(the copy's initial weights come from a stream of their own: never the victim's, "
+            "even when sleuth embed used the same seed)."
         ),
     ] = 0,
     rotation_invariant: Annotated[
