@@ -79,7 +79,7 @@ _SIMCLR = dict(batch_size=256, lr=1e-3)
 SUITES: dict[str, Suite] = {
     "quick": Suite(
         name="quick",
-        description="every table at toy scale on the embedded data, about 25 minutes on 2 CPU "
+        description="every table at toy scale on the embedded data, about 15 minutes on 2 CPU "
         "cores: for CI-sized runs and for trying the bench out",
         data="demo",
         recipe=EmbedConfig(epochs=5, **_SIMCLR),
@@ -110,12 +110,12 @@ SUITES: dict[str, Suite] = {
     "full": Suite(
         name="full",
         description="the papers' tables at CPU scale on Fashion-MNIST (60k training images): "
-        "about 5 hours on 2 CPU cores",
+        "about an hour on 2 CPU cores",
         data="fmnist:../shared/data/fashion-mnist",
-        recipe=EmbedConfig(epochs=6, **_SIMCLR),
-        references=4,
-        other=OtherArch(arch_kwargs={"cifar_stem": False}, epochs=2, references=3),
-        attack=StealConfig(epochs=20),
+        recipe=EmbedConfig(epochs=4, **_SIMCLR),
+        references=3,
+        other=OtherArch(arch_kwargs={"cifar_stem": False}, epochs=1, references=2),
+        attack=StealConfig(epochs=10),
         budget=10000,
         losses=(
             "mse",
@@ -141,7 +141,7 @@ SUITES: dict[str, Suite] = {
             ("noise:sigma=1,mean=10", ("mse", STOLENENCODER)),
         ),
         thieves=True,
-        finetune_epochs=5,
+        finetune_epochs=2,
         samples=500,
         fewest=(25, 50, 100, 200, 400),
         scaling_samples=(250, 500, 1000, 2000, 4000),
@@ -149,6 +149,7 @@ SUITES: dict[str, Suite] = {
             "smallresnet": (1000, 4000, 16000),
             "resnet18": (1000, 2000, 4000),
         },
+        plain=False,
     ),
 }
 
