@@ -23,6 +23,7 @@ def scaling_plot(results: dict[str, Any], path: Path) -> Path | None:
     """Three log-log panels (PNG); None when the bench has no scaling cells yet."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     cells = results["cells"]
     suite = results["suite_definition"]
@@ -59,6 +60,12 @@ def scaling_plot(results: dict[str, Any], path: Path) -> Path | None:
             ax.plot(xs, ys, "o-", label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # ticks at the measured sizes, in plain numbers: the log axes' own labels collide
+        ax.set_xticks(sorted({x for points in series.values() for x, _ in points}))
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelrotation=45)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("seconds")

@@ -821,7 +821,8 @@ def render(
     h = "#" * level
     lines = [
         f"Suite `{results['suite']}`: {results['description']}. Data `{results['data']}`, linear "
-        f"probes on `{results['task']}`. {len(v.cells)} cells.",
+        f"probes on `{results['task']}`. {len(v.cells)} cells, "
+        f"{sum(c['seconds'] for c in v.cells.values()) / 60:.0f} minutes of running them.",
         "",
         f"Command: `{command(results, out_dir)}` (resumable: finished cells are reused; "
         "`--only GROUP` runs one group and what it builds on).",
