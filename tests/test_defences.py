@@ -1,6 +1,7 @@
 """Victim-side output defences: their statistics, their edge cases and their specs."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from sleuth.steal.defences import (
     TopK,
     apply_defences,
     defence_spec,
+    make_defence,
     parse_defence,
 )
 
@@ -155,6 +157,26 @@ def test_poison_refuses_a_surrogate_of_another_size_and_bad_parameters(surrogate
             parse_defence(f"poison:surrogate={surrogate},{bad}")
     with pytest.raises(SleuthError, match="not found"):
         parse_defence(f"poison:surrogate={surrogate}.missing,eps=1")
+
+
+def test_make_defence_takes_a_surrogate_path_a_spec_cannot_hold(tmp_path, surrogate):
+    """A spec splits on commas, so a path with one is refused there; make_defence takes values
+    and checks them as a spec is checked."""
+    odd = tmp_path / "a,b=c"
+    odd.mkdir()
+    path = str(odd / "surrogate.pt")
+    Path(surrogate).rename(path)
+    with pytest.raises(SleuthError, match="unknown parameter 'b'"):
+        parse_defence(f"poison:surrogate={path},eps=1")
+    defence = make_defence("poison", {"surrogate": path, "eps": 0.5, "steps": 2})
+    assert defence.describe()["surrogate"] == path and defence.describe()["eps"] == 0.5
+    assert defence(REPS, IMAGES, gen()).shape == REPS.shape
+    with pytest.raises(SleuthError, match="missing eps="):
+        make_defence("poison", {"surrogate": path})
+    with pytest.raises(SleuthError, match="unknown parameter 'sigma'"):
+        make_defence("topk", {"k": 2, "sigma": 1})
+    with pytest.raises(SleuthError, match="unknown defence 'blur'"):
+        make_defence("blur", {})
 
 
 # --- similar queries ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sleuth.fileio import atomic_write, sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.probe import linear_probe, probe_accuracy
 from sleuth.steal import StealConfig, attacker_images, run_steal, unqueried_images
-from sleuth.steal.defences import parse_defence
+from sleuth.steal.defences import Defence, make_defence, parse_defence
 from sleuth.steal.evasion import finetune, prune
 from sleuth.steal.oracle import LocalOracle
 from sleuth.verify import ChallengeSettings, VerifyResult, run_verify
@@ -169,16 +169,18 @@ def _queries_data(ctx: Context, cell: Cell, cfg: StealConfig) -> StealConfig:
     return replace(cfg, data=f"npz:{path}", part="train", public_split=False)
 
 
-def _defence_spec(ctx: Context, spec: str, victim: str, defender: str | None) -> str:
-    """A suite's defence as ``parse_defence`` takes it: poison's eps, given as a fraction of the
-    victim's median answer norm, made absolute, and its surrogate made the defender's copy."""
+def _defence(ctx: Context, spec: str, victim: str, defender: str | None) -> tuple[Defence, str]:
+    """A suite's defence and the spec it was applied as: poison's eps, given as a fraction of the
+    victim's median answer norm, made absolute, and its surrogate made the defender's copy (built
+    from values, as the bench folder's path may hold a comma a spec cannot)."""
     if not spec.startswith("poison:"):
-        return spec
+        return parse_defence(spec), spec
     options = dict(item.split("=", 1) for item in spec.split(":", 1)[1].split(","))
     fraction = float(options.pop("eps"))
     options["eps"] = f"{fraction * _median_norm(_victim_version(ctx, victim)):.6g}"
     options["surrogate"] = str(ctx.model(defender) / "encoder.pt")
-    return "poison:" + ",".join(f"{k}={v}" for k, v in options.items())
+    applied = "poison:" + ",".join(f"{k}={v}" for k, v in options.items())
+    return make_defence("poison", options, spec=applied), applied
 
 
 @functools.lru_cache(maxsize=4)
@@ -192,13 +194,13 @@ def _median_norm(victim: tuple[str, int]) -> float:
 def steal(ctx: Context, cell: Cell) -> dict[str, Any]:
     p = cell.params
     cfg = _queries_data(ctx, cell, StealConfig(**p["attack"]))
-    defences = [_defence_spec(ctx, s, p["victim"], p["defender"]) for s in p["defences"]]
+    built = [_defence(ctx, s, p["victim"], p["defender"]) for s in p["defences"]]
     folder = ctx.model(cell.key)
     result = run_steal(
         cfg,
         str(ctx.model(p["victim"])),
         folder,
-        defences=defences,
+        defences=[defence for defence, _ in built],
         force=True,
         device=ctx.device,
         progress=_steal_progress(ctx),
@@ -207,7 +209,7 @@ def steal(ctx: Context, cell: Cell) -> dict[str, Any]:
         **_measure(ctx, cell, load_encoder(folder / "encoder.pt")),
         "queries_used": result.queries_used,
         "steal_s": result.timings["steal"],
-        "defences": defences,
+        "defences": [applied for _, applied in built],
     }
 
 
@@ -247,13 +249,13 @@ def defended_ta(ctx: Context, cell: Cell) -> dict[str, Any]:
     """A legitimate user's linear probe trained and tested on defended answers (the TA columns
     of 000 Tables 10-11 and 002 Tables XIII-XV)."""
     p = cell.params
-    spec = _defence_spec(ctx, p["defence"], p["victim"], p["defender"])
+    defence, applied = _defence(ctx, p["defence"], p["victim"], p["defender"])
     victim = load_encoder(ctx.model(p["victim"]) / "encoder.pt")
-    oracle = LocalOracle(victim, "bench", [parse_defence(spec)])
+    oracle = LocalOracle(victim, "bench", [defence])
     train_set, test_set = load_images(p["task"], "train"), load_images(p["task"], "test")
     tr, te = oracle.answer(train_set.images).numpy(), oracle.answer(test_set.images).numpy()
     accuracy = probe_accuracy(tr, train_set.labels.numpy(), te, test_set.labels.numpy())[0]
-    return {"accuracy": accuracy, "defence": spec}
+    return {"accuracy": accuracy, "defence": applied}
 
 
 def _verify(ctx: Context, p: dict[str, Any], samples: int) -> VerifyResult:

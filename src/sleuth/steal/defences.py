@@ -16,14 +16,15 @@ Defences from the literature, written as specs for ``parse_defence`` (``NAME[:ke
 - ``similar:threshold=T[,metric=cosine,sigma=20,mean=1000,history=100000,mode=replace]``: perturb
   answers too close to an earlier one (000, Sec. 5.3 and App. A.3, Tables 12-15).
 
-Values are split on commas, so a surrogate path cannot contain one.
+Values are split on commas, so a surrogate path in a spec cannot contain one; code builds such a
+defence with ``make_defence``.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -523,9 +524,6 @@ def defence_spec(defence: Defence) -> str:
 def parse_defence(spec: str) -> Defence:
     """A defence from ``NAME[:key=value,...]``; any problem is a one-line SleuthError."""
     name, _, rest = spec.strip().partition(":")
-    name = name.strip()
-    if name not in DEFENCES:
-        raise SleuthError(f"unknown defence {name!r} in {spec!r} (valid: {_valid_defences()})")
     params: dict[str, str] = {}
     for item in rest.split(",") if rest.strip() else ():
         key, eq, value = item.partition("=")
@@ -535,22 +533,32 @@ def parse_defence(spec: str) -> Defence:
                 f"bad defence spec {spec!r}: expected key=value once each, got {item.strip()!r}"
             )
         params[key] = value.strip()
+    return make_defence(name.strip(), params, spec=spec)
+
+
+def make_defence(name: str, params: Mapping[str, Any], *, spec: str | None = None) -> Defence:
+    """The defence ``name`` with ``params`` (strings from a spec or values from code), checked as
+    ``parse_defence`` checks a spec: code whose values may hold a comma (a surrogate's path) calls
+    this rather than writing a spec."""
+    shown = spec if spec is not None else f"{name}:{dict(params)}"
+    if name not in DEFENCES:
+        raise SleuthError(f"unknown defence {name!r} in {shown!r} (valid: {_valid_defences()})")
     allowed, required = _parameters(name)
     unknown = [key for key in params if key not in allowed]
     if unknown:
         raise SleuthError(
-            f"unknown parameter {unknown[0]!r} in defence spec {spec!r} "
+            f"unknown parameter {unknown[0]!r} in defence spec {shown!r} "
             f"(parameters of {name}: {', '.join(allowed)})"
         )
     missing = [key for key in required if key not in params]
     if missing:
         raise SleuthError(
-            f"defence spec {spec!r} is missing {missing[0]}= (write it as {defence_usage(name)})"
+            f"defence spec {shown!r} is missing {missing[0]}= (write it as {defence_usage(name)})"
         )
     try:
         return DEFENCES[name](**params)
     except (ValueError, TypeError, SleuthError) as exc:
-        raise SleuthError(f"bad defence spec {spec!r}: {exc}") from None
+        raise SleuthError(f"bad defence spec {shown!r}: {exc}") from None
 
 
 def apply_defences(

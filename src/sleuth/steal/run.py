@@ -21,7 +21,7 @@ from sleuth.models import DEFAULT_ARCH, Encoder, encoder_config, load_owner_key,
 from sleuth.models.probe import linear_probe
 from sleuth.steal.attacks import METHODS, AttackContext, Progress, images_needed
 from sleuth.steal.config import StealConfig
-from sleuth.steal.defences import parse_defence
+from sleuth.steal.defences import Defence, parse_defence
 from sleuth.steal.losses import get_loss
 from sleuth.steal.oracle import MeteredOracle, open_victim
 
@@ -93,7 +93,7 @@ def run_steal(
     victim: str,
     out_dir: str | Path,
     *,
-    defences: Sequence[str] = (),
+    defences: Sequence[str | Defence] = (),
     cache: str | Path | None = None,
     eval_task: str | None = None,
     force: bool = False,
@@ -105,7 +105,7 @@ def run_steal(
     if cfg.method not in METHODS:
         raise SleuthError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
     loss = get_loss(cfg.loss)
-    parsed = [parse_defence(spec) for spec in defences]
+    parsed = [parse_defence(d) if isinstance(d, str) else d for d in defences]
     opened = open_victim(
         victim, defences=parsed, access_head=cfg.method == "access-head", seed=cfg.seed
     )
