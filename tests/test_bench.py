@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sleuth.bench import SUITES, open_bench, run_bench
+from sleuth.bench import SUITES, open_bench, run_bench, runner
 from sleuth.bench import cells as bench_cells
 from sleuth.bench import papers as bench_papers
 from sleuth.bench.plan import VICTIM, DataSizes, plan, steal_key
@@ -157,13 +157,26 @@ def instant(monkeypatch):
     return calls
 
 
-def test_finished_cells_are_reused_and_changes_rerun_their_dependents(instant, tmp_path):
+def test_finished_cells_are_reused_and_changes_rerun_their_dependents(
+    instant, tmp_path, monkeypatch
+):
     suite = SUITES["quick"]
     first = run_bench(open_bench(suite, tmp_path / "b"), device="cpu")
     assert len(first.ran) == len(instant) > 50 and not first.reused
     instant.clear()
     again = run_bench(open_bench(suite, tmp_path / "b"), device="cpu")
     assert instant == [] and len(again.reused) == len(first.ran)
+    # other code behind the cells: nothing it ran is reused, and --list says why
+    real = runner.cell_code()
+    monkeypatch.setattr(runner, "cell_code", lambda: "other code")
+    states = dict((c.key, s) for c, s in open_bench(suite, tmp_path / "b").statuses())
+    assert states[VICTIM] == "to run again: sleuth's code changed since it ran"
+    assert set(states.values()) == {
+        "to run again: sleuth's code changed since it ran",
+        "to run again: a cell it builds on changed",
+    }
+    monkeypatch.setattr(runner, "cell_code", lambda: real)
+    assert {s for _, s in open_bench(suite, tmp_path / "b").statuses()} == {"done"}
     # a longer attack changes every steal cell, and so everything verified or timed from them
     changed = replace(suite, attack=replace(suite.attack, epochs=21))
     third = run_bench(open_bench(changed, tmp_path / "b"), device="cpu")

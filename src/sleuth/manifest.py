@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import hashlib
 import json
 import platform
 import sys
@@ -18,10 +21,41 @@ from sleuth.fileio import atomic_write_text, sha256_file
 MANIFEST_NAME = "manifest.json"
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@functools.cache
+def source_digest(exclude: tuple[str, ...] = ()) -> str:
+    """SHA-256 of what sleuth's code does: every module's syntax tree without docstrings, so that
+    a comment, a docstring or reformatting leaves it unchanged and any change of behaviour does
+    not; ``exclude`` holds the modules left out, as paths inside the package or their prefixes
+    (``cli.py``, ``reports/``).
+    A development checkout's version string cannot tell its commits apart; this can."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        name = path.relative_to(PACKAGE_DIR).as_posix()
+        if name.startswith(exclude):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (
+                isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(f"{name}\n{ast.dump(tree)}\n".encode())
+    return digest.hexdigest()
+
+
 def environment() -> dict[str, str]:
     """Versions that decide whether a result can be reproduced."""
     return {
         "sleuth": __version__,
+        "sleuth_source": source_digest()[:16],
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

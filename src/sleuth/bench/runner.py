@@ -4,8 +4,8 @@ The output folder holds ``bench.json`` (which suite on which data: a folder serv
 ``cells/<key>.json`` (one file per finished cell, written atomically when the cell ends),
 ``models/<key>/`` (every encoder trained), ``results.json`` (all finished cells, the machine,
 the command) and ``tables.md``. A cell is reused when its file exists, its parameters are the
-plan's and the cells it builds on are the very runs it was built on; a run that is killed loses
-at most the cell it was in.
+plan's, the cells it builds on are the very runs it was built on and the code that runs cells is
+the code it ran with; a run that is killed loses at most the cell it was in.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sleuth.data import load_images, make_split
 from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write_text
-from sleuth.manifest import environment
+from sleuth.manifest import environment, source_digest
 
 FORMAT = "sleuth-bench"
 BENCH_FILE = "bench.json"
@@ -39,6 +39,25 @@ RESULTS_FILE = "results.json"
 TABLES_FILE = "tables.md"
 PLOT_FILE = "scaling.png"
 Progress = Callable[[dict[str, Any]], None]
+# modules that plan, print or render cells without deciding a cell's result: a change to them
+# reuses the finished cells (what the plan decides is in each cell's params)
+NOT_CELL_CODE = (
+    "__main__.py",
+    "cli.py",
+    "demo.py",
+    "reports/",
+    "bench/runner.py",
+    "bench/plan.py",
+    "bench/suites.py",
+    "bench/tables.py",
+    "bench/plots.py",
+    "bench/papers.py",
+)
+
+
+def cell_code() -> str:
+    """The digest of the code a cell's result depends on (see ``source_digest``)."""
+    return source_digest(NOT_CELL_CODE)
 
 
 @dataclass
@@ -142,26 +161,34 @@ class Bench:
             return None  # unreadable: the cell runs again
 
     def fresh(self, cell: Cell, runs: dict[str, str]) -> dict[str, Any] | None:
-        """The cell's record if it can be reused: same parameters, built on the same runs."""
+        """The cell's record if it can be reused (see ``stale``)."""
         rec = self.record(cell.key)
-        if rec is None or rec.get("params") != cell.params:
-            return None
+        return rec if rec is not None and self.stale(cell, rec, runs) is None else None
+
+    def stale(self, cell: Cell, rec: dict[str, Any], runs: dict[str, str]) -> str | None:
+        """Why a finished cell's record cannot be reused, or None when it can."""
+        if rec.get("params") != cell.params:
+            return "its parameters changed"
         if rec.get("needs") != {k: runs.get(k) for k in cell.needs}:
-            return None
-        return rec
+            return "a cell it builds on changed"
+        if rec.get("code") != cell_code():
+            return "sleuth's code changed since it ran"
+        return None
 
     def statuses(self, groups: set[str] | None = None) -> list[tuple[Cell, str]]:
-        """Each cell of ``groups`` (default: all) and what it needs, with "done" or "to run"
-        (what a run would do now)."""
+        """Each cell of ``groups`` (default: all) and what it needs, with "done", "to run" or
+        "to run again: <why>" (what a run would do now)."""
         runs: dict[str, str] = {}
         out = []
         wanted = {c.key for c in self.plan.select(_groups(groups))}
         for cell in self.plan.cells.values():
-            rec = self.fresh(cell, runs)
-            if rec is not None:
+            rec = self.record(cell.key)
+            why = None if rec is None else self.stale(cell, rec, runs)
+            if rec is not None and why is None:
                 runs[cell.key] = rec["run_id"]
             if cell.key in wanted:
-                out.append((cell, "done" if rec is not None else "to run"))
+                state = "done" if why is None else f"to run again: {why}"
+                out.append((cell, "to run" if rec is None else state))
         return out
 
 
@@ -238,6 +265,7 @@ def run_bench(
             "params": cell.params,
             "needs": {k: runs[k] for k in cell.needs},
             "run_id": uuid.uuid4().hex,
+            "code": cell_code(),
             "result": result,
             "seconds": round(time.perf_counter() - t0, 2),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
