@@ -90,7 +90,8 @@ def report() -> list[str]:
         "(evidence.h5, plots, report.html, optionally report.pdf through headless Chromium, "
         "statement, signature) and checked.",
         "",
-        "Command: `python bench/report.py --demo runs/demo2` (after `sleuth demo --out runs/demo2`).",
+        f"Command: `python bench/report.py --demo {r['demo']}` (after `sleuth demo --out "
+        f"{r['demo']}`).",
         "",
         "| step | median s | runs (s) |",
         "| --- | ---: | --- |",

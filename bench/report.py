@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
+from sleuth.bench.runner import machine
 from sleuth.reports import (
     Evidence,
     check_report,
@@ -62,9 +60,10 @@ def main() -> None:
             start = time.perf_counter()
             assert check_report(out, pub).ok
             runs.setdefault(f"check ({label})", []).append(time.perf_counter() - start)
+    hw = machine()
     record = {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
-        f"{torch.__version__}",
+        "machine": f"{hw['cpu']}, {hw['cores']} cores, torch {hw['torch']}",
+        "demo": args.demo,
         "samples": args.samples,
         "verify_seconds": round(result.seconds, 2),
         "verdict": result.verdict,
