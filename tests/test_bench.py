@@ -130,6 +130,35 @@ def test_plan_fits_the_data_and_refuses_what_cannot_fit():
             replace(SUITES["quick"], other=other)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"losses": ("mse", "nope")}, "unknown loss 'nope'"),
+        ({"sweep": ("msee",)}, "unknown loss 'msee'"),
+        ({"defences": (("topk:k=8", ("nope",)),)}, "unknown loss 'nope'"),
+        ({"augmented": ("barlow",)}, "one-view direct losses, not barlow"),
+        ({"augmented": (STOLENENCODER,)}, "one-view direct losses, not stolenencoder"),
+        ({"defences": (("blur:x=1", ("mse",)),)}, "unknown defence 'blur'"),
+        ({"defences": (("topk:k=0", ("mse",)),)}, "topk"),
+        ({"defences": (("poison:lam=1", ("mse",)),)}, "no eps="),
+        ({"defences": (("poison:eps=0.1,surrogate=x", ("mse",)),)}, "'surrogate'"),
+    ],
+)
+def test_a_suite_that_cannot_run_is_refused_when_defined(change, message):
+    """Names and specs a cell would only reject when it runs, maybe an hour into a bench."""
+    with pytest.raises(SleuthError, match=message):
+        replace(SUITES["quick"], **change)
+
+
+def test_labelled_attacks_beyond_table_2_are_refused_on_unlabelled_data():
+    unlabelled = DataSizes(private=4000, public=4000, test=2000, labelled=False)
+    suite = replace(SUITES["quick"], sweep=("mse", "supcon"))
+    with pytest.raises(SleuthError, match="supcon beyond 000 Table 2.*no labels"):
+        plan(suite, "d", "t", unlabelled)
+    labelled = plan(suite, "d", "t", replace(unlabelled, labelled=True))
+    assert steal_key("supcon", 500) in labelled.cells
+
+
 def test_select_keeps_what_a_group_builds_on():
     p = plan(SUITES["quick"], "demo", "demo", DataSizes(4000, 4000, 2000, True))
     chosen = {c.key for c in p.select({"defences"})}

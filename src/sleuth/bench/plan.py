@@ -16,6 +16,7 @@ from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.models.registry import Backbone, get_architecture
 from sleuth.steal import StealConfig, attacker_init_seed
+from sleuth.steal.losses import get_loss
 from sleuth.verify.verdict import MIN_REFERENCES
 
 GROUPS = ("embed", "steal", "defences", "verify", "scaling")
@@ -115,6 +116,14 @@ def plan(suite: Suite, data: str, task: str, sizes: DataSizes) -> Plan:
                 f"public images, but {data} gives only {sizes.public:,}: use a larger dataset "
                 "or the quick suite"
             )
+    if not sizes.labelled:
+        defended = [a for _, attacks in suite.defences for a in attacks]
+        for attack in (*suite.sweep, *suite.augmented, *defended):
+            if attack != STOLENENCODER and get_loss(attack).needs_labels:
+                raise SleuthError(
+                    f"suite {suite.name} steals with {attack} beyond 000 Table 2, which needs "
+                    f"labelled queries: {data} has no labels"
+                )
     p = Plan()
     recipe = replace(suite.recipe, data=data)
     embeds = _embeds(p, suite, recipe, task)

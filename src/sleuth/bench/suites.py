@@ -15,6 +15,8 @@ from typing import Any
 from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.steal import StealConfig
+from sleuth.steal.defences import defence_parameters, parse_defence
+from sleuth.steal.losses import get_loss
 
 STOLENENCODER = "stolenencoder"  # the one attack label that is a method, not a direct loss
 
@@ -72,6 +74,38 @@ class Suite:
                 f"suite {self.name}: the second architecture needs a reference and must differ "
                 f"from the victim's ({self.recipe.arch})"
             )
+        defended = [a for _, attacks in self.defences for a in attacks]
+        for attack in (*self.losses, *self.sweep, *self.augmented, *defended):
+            if attack != STOLENENCODER:
+                get_loss(attack)  # an unknown name fails here, not an hour into a run
+        for loss in self.augmented:
+            if loss == STOLENENCODER or get_loss(loss).two_views:
+                raise SleuthError(
+                    f"suite {self.name}: augmented queries are for one-view direct losses, "
+                    f"not {loss}"
+                )
+        for spec, _ in self.defences:
+            _check_defence(self.name, spec)
+
+
+def _check_defence(suite: str, spec: str) -> None:
+    """A suite's defence spec as the bench will apply it: poison takes its eps as a fraction of
+    the victim's median answer norm and gets its surrogate from the bench; the others are
+    ordinary specs."""
+    name, _, rest = spec.partition(":")
+    if name != "poison":
+        parse_defence(spec)
+        return
+    keys = [item.split("=", 1)[0].strip() for item in rest.split(",") if item.strip()]
+    allowed = set(defence_parameters(name)[0]) - {"surrogate"}
+    unknown = [k for k in keys if k not in allowed]
+    if unknown or "eps" not in keys:
+        what = f"unknown parameter {unknown[0]!r}" if unknown else "no eps="
+        raise SleuthError(
+            f"suite {suite}: {what} in {spec!r} (the bench's poison takes "
+            f"{', '.join(sorted(allowed))}; eps is a fraction of the victim's median answer norm, "
+            "the surrogate is the defender's copy)"
+        )
 
 
 _SIMCLR = dict(batch_size=256, lr=1e-3)

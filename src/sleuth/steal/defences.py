@@ -491,7 +491,7 @@ DEFENCES: dict[str, Callable[..., Defence]] = {
 }
 
 
-def _parameters(name: str) -> tuple[list[str], list[str]]:
+def defence_parameters(name: str) -> tuple[list[str], list[str]]:
     """(all, required) keyword parameters of a defence's factory, in signature order."""
     params = [
         p
@@ -516,7 +516,7 @@ def defence_spec(defence: Defence) -> str:
     """The canonical spec of a defence: ``parse_defence(defence_spec(d))`` describes the same."""
     described = defence.describe()
     name = described["name"]
-    names = _parameters(name)[0] if name in DEFENCES else []
+    names = defence_parameters(name)[0] if name in DEFENCES else []
     items = [f"{k}={described[k]}" for k in names if described.get(k) is not None]
     return name + (":" + ",".join(items) if items else "")
 
@@ -543,7 +543,7 @@ def make_defence(name: str, params: Mapping[str, Any], *, spec: str | None = Non
     shown = spec if spec is not None else f"{name}:{dict(params)}"
     if name not in DEFENCES:
         raise SleuthError(f"unknown defence {name!r} in {shown!r} (valid: {_valid_defences()})")
-    allowed, required = _parameters(name)
+    allowed, required = defence_parameters(name)
     unknown = [key for key in params if key not in allowed]
     if unknown:
         raise SleuthError(
