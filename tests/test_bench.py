@@ -53,6 +53,7 @@ def tiny_suite(spec: str) -> Suite:
         fewest=(10, 20),
         scaling_samples=(20, 40),
         scaling_images={"smallresnet": (60, 120), "resnet18": (60,)},
+        other_owners=1,
     )
 
 
@@ -106,6 +107,13 @@ def test_full_plan_has_every_table_row():
     assert all(
         c.params["config"]["seed"] not in seeds for c in p.cells.values() if c.kind == "pretrain"
     )
+    # other owners watermark by the victim's recipe from seeds of their own, verified as suspects
+    owners = [k for k in keys if k.startswith("embed/owner-")]
+    assert len(owners) == suite.other_owners >= 3
+    for o in owners:
+        cfg = p.cells[o].params["config"]
+        assert {k for k in cfg if cfg[k] != victim_cfg[k]} == {"seed"} and cfg["seed"] not in seeds
+        assert set(p.cells[f"verify/{o}"].params["references"]) == set(refs)
     timed = [c.params["samples"] for c in p.cells.values() if c.kind == "time-verify"]
     assert min(timed) == 250 and max(timed) == 4000 and not p.notes
     # every cell comes after the cells it needs
@@ -285,7 +293,9 @@ def test_tiny_bench_runs_every_cell_and_renders_every_table(tiny):
     # no independent model is ever accused
     for key, cell in cells.items():
         suspect = cell["params"].get("suspect", "")
-        if cell["kind"] == "verify" and suspect.startswith(("embed/ref", "embed/resnet18-ref")):
+        if cell["kind"] == "verify" and suspect.startswith(
+            ("embed/ref", "embed/resnet18-ref", "embed/owner")
+        ):
             assert cell["result"]["verdict"] != "stolen", key
     # query-aug pays one query per view per epoch: 30 images, 3 epochs of one batch of 16 views
     assert cells[steal_key(STOLENENCODER, "30-queryaug")]["result"]["queries_used"] == 30 + 3 * 16
@@ -324,6 +334,11 @@ def test_tables_flag_a_false_accusation(tiny):
     row = next(line for line in lines if line.startswith("| ref-1 "))
     assert "**stolen** (false positive)" in row
     assert "accused: 1 of" in lines[-1] and "embed/ref-1" in lines[-1]
+    # another owner's watermarked encoder is an independent model too
+    results["cells"]["verify/embed/owner-1"]["result"]["verdict"] = "stolen"
+    lines = verification(View(results))
+    row = next(line for line in lines if line.startswith("| owner-1 "))
+    assert "**stolen** (false positive)" in row and "accused: 2 of" in lines[-1]
     # a reference's rejected watermark test is marked in 000 Table 4 as a copy's would be
     ttest = next(t for t in cell["result"]["tests"] if t["name"] == "watermark-ttest")
     ttest.update(rejected=True, counted=True)

@@ -21,6 +21,7 @@ from sleuth.verify.verdict import MIN_REFERENCES
 
 GROUPS = ("embed", "steal", "defences", "verify", "scaling")
 VICTIM = "embed/victim"
+OWNER_SEEDS = 100  # other owners train from seeds 101, 102, ..., apart from the references'
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def plan(suite: Suite, data: str, task: str, sizes: DataSizes) -> Plan:
     embeds = _embeds(p, suite, recipe, task)
     mse = _steals(p, suite, recipe, task, sizes)
     _defences(p, suite, task)
-    _verifications(p, suite, embeds["references"])
+    _verifications(p, suite, embeds["references"], embeds["owners"])
     _scaling(p, suite, recipe, embeds, mse, sizes)
     return p
 
@@ -183,7 +184,25 @@ def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, 
         )
         for s in range(1, o.references + 1)
     ]
-    return {"own": own, "others": others, "references": own + others, "other_recipe": other}
+    owners = [
+        _embed(
+            p,
+            f"embed/owner-{s}",
+            f"independent owner's watermarked encoder (default intervals), seed "
+            f"{recipe.seed + OWNER_SEEDS + s}",
+            replace(recipe, watermark=True, seed=recipe.seed + OWNER_SEEDS + s),
+            task,
+            "embed",
+        )
+        for s in range(1, suite.other_owners + 1)
+    ]
+    return {
+        "own": own,
+        "others": others,
+        "references": own + others,
+        "owners": owners,
+        "other_recipe": other,
+    }
 
 
 @dataclass(frozen=True)
@@ -360,7 +379,7 @@ def _defences(p: Plan, suite: Suite, task: str) -> None:
         )
 
 
-def _verifications(p: Plan, suite: Suite, references: list[str]) -> None:
+def _verifications(p: Plan, suite: Suite, references: list[str], owners: list[str]) -> None:
     def verify(suspect: str, refs: list[str], label: str) -> None:
         params = {
             "victim": VICTIM,
@@ -378,6 +397,8 @@ def _verifications(p: Plan, suite: Suite, references: list[str]) -> None:
             verify(key, references, cell.label)
     for ref in references:
         verify(ref, [r for r in references if r != ref], p.cells[ref].label)
+    for owner in owners:
+        verify(owner, references, p.cells[owner].label)
     for attack in suite.sweep:
         suspect = steal_key(attack, suite.budget)
         p.add(

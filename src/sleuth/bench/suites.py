@@ -63,6 +63,9 @@ class Suite:
     scaling_samples: tuple[int, ...]
     scaling_images: dict[str, tuple[int, ...]]  # architecture -> private-set sizes to time
     plain: bool = True  # the victim's recipe without the watermark: its cost and utility
+    # independent owners who watermark their own encoder by the victim's recipe with the default
+    # rotation intervals (other seeds, other splits): a null the unwatermarked references are not
+    other_owners: int = 0
 
     def __post_init__(self) -> None:
         if self.references < 3:
@@ -140,6 +143,7 @@ SUITES: dict[str, Suite] = {
         scaling_samples=(250, 500, 1000),
         scaling_images={"smallresnet": (500, 1000, 2000), "resnet18": (500, 1000)},
         plain=False,
+        other_owners=3,
     ),
     "full": Suite(
         name="full",
@@ -184,6 +188,7 @@ SUITES: dict[str, Suite] = {
             "resnet18": (1000, 2000, 4000),
         },
         plain=False,
+        other_owners=3,
     ),
 }
 
