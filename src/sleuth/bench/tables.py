@@ -522,8 +522,9 @@ def verification(v: View) -> list[str]:
             "llll" + "r" * (len(TEST_ORDER) + 2),
         ),
         "",
-        f"Copies found stolen: {found} of {copies}. Independent models (references, and "
-        f"encoders trained on the thief's images without queries) accused: "
+        f"Copies found stolen: {found} of {copies}. Independent models (references, "
+        "encoders trained on the thief's images without queries, other owners' watermarked "
+        f"encoders) accused: "
         f"{len(false_positives)} of {len(independents)}"
         + (f" ({', '.join(false_positives)})" if false_positives else "")
         + "; per test, independent models rejected: "
