@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sleuth.bench.plan import Cell
+from sleuth.bench.suites import poison_options
 from sleuth.data import ImageSet, input_spec_for, load_images, make_split
 from sleuth.data.watermark import RotationWatermark
 from sleuth.embed import EmbedConfig, distributed, run_embed
@@ -175,7 +176,7 @@ def _defence(ctx: Context, spec: str, victim: str, defender: str | None) -> tupl
     from values, as the bench folder's path may hold a comma a spec cannot)."""
     if not spec.startswith("poison:"):
         return parse_defence(spec), spec
-    options = dict(item.split("=", 1) for item in spec.split(":", 1)[1].split(","))
+    options = poison_options(spec)
     fraction = float(options.pop("eps"))
     options["eps"] = f"{fraction * _median_norm(_victim_version(ctx, victim)):.6g}"
     options["surrogate"] = str(ctx.model(defender) / "encoder.pt")

@@ -92,23 +92,32 @@ class Suite:
 
 
 def _check_defence(suite: str, spec: str) -> None:
-    """A suite's defence spec as the bench will apply it: poison takes its eps as a fraction of
-    the victim's median answer norm and gets its surrogate from the bench; the others are
-    ordinary specs."""
-    name, _, rest = spec.partition(":")
-    if name != "poison":
+    """A suite's defence spec as the bench will apply it (see ``poison_options``); the others
+    are ordinary specs."""
+    if spec.partition(":")[0] == "poison":
+        poison_options(spec, suite)
+    else:
         parse_defence(spec)
-        return
-    keys = [item.split("=", 1)[0].strip() for item in rest.split(",") if item.strip()]
-    allowed = set(defence_parameters(name)[0]) - {"surrogate"}
-    unknown = [k for k in keys if k not in allowed]
-    if unknown or "eps" not in keys:
+
+
+def poison_options(spec: str, suite: str = "") -> dict[str, str]:
+    """The options of a suite's ``poison:eps=F[,...]``: eps is a fraction of the victim's median
+    answer norm and the surrogate is the defender's copy, both made concrete by the bench."""
+    options = {
+        key.strip(): value.strip()
+        for key, _, value in (item.partition("=") for item in spec.partition(":")[2].split(","))
+        if key.strip()
+    }
+    allowed = set(defence_parameters("poison")[0]) - {"surrogate"}
+    unknown = [k for k in options if k not in allowed]
+    if unknown or "eps" not in options:
         what = f"unknown parameter {unknown[0]!r}" if unknown else "no eps="
         raise SleuthError(
-            f"suite {suite}: {what} in {spec!r} (the bench's poison takes "
+            f"{f'suite {suite}: ' if suite else ''}{what} in {spec!r} (the bench's poison takes "
             f"{', '.join(sorted(allowed))}; eps is a fraction of the victim's median answer norm, "
             "the surrogate is the defender's copy)"
         )
+    return options
 
 
 _SIMCLR = dict(batch_size=256, lr=1e-3)
