@@ -95,24 +95,28 @@ def test_full_plan_has_every_table_row():
     assert all(f"verify/{k}" in keys for k in copies + refs)
     for r in refs:
         assert r not in p.cells[f"verify/{r}"].params["references"]
-    # references are trained by the victim's recipe: only the seed (and watermark) differ
+    # references are trained by the victim's recipe: only the seed (and watermark, with the
+    # victim's secret intervals, pinned to its seed so the suite reproduces) differ
     victim_cfg = p.cells[VICTIM].params["config"]
+    assert victim_cfg["wm_intervals"] != "random"
     for r in refs:
         cfg = p.cells[r].params["config"]
         if cfg["arch"] == victim_cfg["arch"]:
             differ = {k for k in cfg if cfg[k] != victim_cfg[k]}
-            assert differ == {"seed", "watermark"}
+            assert differ == {"seed", "watermark", "wm_intervals"}
     # the thief's surrogate encoders start from weights of their own, not the victim's or a ref's
     seeds = {p.cells[k].params["config"]["seed"] for k in [VICTIM, *refs]}
     assert all(
         c.params["config"]["seed"] not in seeds for c in p.cells.values() if c.kind == "pretrain"
     )
-    # other owners watermark by the victim's recipe from seeds of their own, verified as suspects
+    # other owners watermark by the victim's recipe from seeds and intervals of their own,
+    # verified as suspects
     owners = [k for k in keys if k.startswith("embed/owner-")]
     assert len(owners) == suite.other_owners >= 3
     for o in owners:
         cfg = p.cells[o].params["config"]
-        assert {k for k in cfg if cfg[k] != victim_cfg[k]} == {"seed"} and cfg["seed"] not in seeds
+        assert {k for k in cfg if cfg[k] != victim_cfg[k]} == {"seed", "wm_intervals"}
+        assert cfg["seed"] not in seeds
         assert set(p.cells[f"verify/{o}"].params["references"]) == set(refs)
     timed = [c.params["samples"] for c in p.cells.values() if c.kind == "time-verify"]
     assert min(timed) == 250 and max(timed) == 4000 and not p.notes

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sleuth.data import input_spec_for, load_images
+from sleuth.data.watermark import RotationWatermark
 from sleuth.embed import EmbedConfig, from_preset, run_embed
 from sleuth.embed.distributed import setup
 from sleuth.embed.trainer import SimCLRModel, train
@@ -42,17 +43,21 @@ def test_predictor_and_head_are_optimised(tiny_npz):
 
 
 def test_same_seed_same_encoder_other_seed_differs(tiny_npz):
-    _, a = _train(tiny_npz)
-    _, b = _train(tiny_npz)
-    _, c = _train(tiny_npz, seed=1)
+    """Given its intervals (the owner's secret, recorded in the key), a seed reproduces a run."""
+    _, a = _train(tiny_npz, wm_intervals="half")
+    _, b = _train(tiny_npz, wm_intervals="half")
+    _, c = _train(tiny_npz, seed=1, wm_intervals="half")
     sa, sb, sc = (m.model.encoder.state_dict() for m in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
 def test_resume_after_interruption_gives_the_same_encoder(tiny_npz, tmp_path):
+    """A killed run resumed from its checkpoint keeps the secret intervals it drew and ends
+    bit-identical to an uninterrupted run with those intervals; the public manifest names only
+    "random", the owner key the intervals."""
     cfg = _cfg(tiny_npz, epochs=3)
-    run_embed(cfg, tmp_path / "straight", device="cpu")
+    assert cfg.wm_intervals == "random"  # the default: a secret per owner
 
     def kill_in_third_epoch(ev):
         if ev["epoch"] == 3:
@@ -67,6 +72,11 @@ def test_resume_after_interruption_gives_the_same_encoder(tiny_npz, tmp_path):
     result = run_embed(cfg, tmp_path / "killed", device="cpu", resume=True)
     assert result.resumed_from_epoch == 2
     assert not (tmp_path / "killed" / "checkpoint.pt").exists()
+    key = load_owner_key(tmp_path / "killed" / "owner-key.pt")
+    drawn = RotationWatermark.from_list(key.watermark["intervals"])
+    manifest = (tmp_path / "killed" / "manifest.json").read_text()
+    assert '"wm_intervals": "random"' in manifest and drawn.to_spec() not in manifest
+    run_embed(replace(cfg, wm_intervals=drawn.to_spec()), tmp_path / "straight", device="cpu")
     a = load_encoder(tmp_path / "straight" / "encoder.pt").state_dict()
     b = load_encoder(tmp_path / "killed" / "encoder.pt").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -47,3 +47,17 @@ def test_rotate_by_right_angles_matches_rot90():
     assert torch.allclose(r180, torch.flip(x, dims=(2, 3)), atol=1e-4)
     r90 = rotate(x, torch.tensor([90.0]))
     assert any(torch.allclose(r90, torch.rot90(x, k, dims=(2, 3)), atol=1e-4) for k in (1, 3))
+
+
+def test_secret_intervals_are_half_turns_at_a_fresh_offset_each_time():
+    """The default watermark key: the paper's two half-turns at an offset no seed reproduces."""
+    offsets = set()
+    for _ in range(200):
+        wm = RotationWatermark.secret()
+        (lo, mid), (mid2, hi) = wm.intervals
+        assert mid == mid2 and mid - lo == pytest.approx(180) and hi - lo == pytest.approx(360)
+        assert RotationWatermark.parse(wm.to_spec()) == wm  # recorded explicitly, read back
+        offsets.add(lo)
+    assert len(offsets) > 150 and min(offsets) >= 0 and max(offsets) < 360
+    with pytest.raises(SleuthError, match="drawn once per owner"):
+        RotationWatermark.parse("random")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sleuth.bench.suites import STOLENENCODER, Suite, attack_config
+from sleuth.data.watermark import RANDOM, RotationWatermark
 from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.models.registry import Backbone, get_architecture
@@ -143,7 +144,17 @@ def _rep_dim(cfg: EmbedConfig) -> int:
     return Backbone(cfg.arch, 1, None, kwargs).rep_dim
 
 
+def _pinned(cfg: EmbedConfig) -> EmbedConfig:
+    """A watermarked encoder's secret intervals, pinned to its seed so a suite reproduces (a real
+    owner's are drawn from the operating system): half-turns at a golden-angle offset per seed."""
+    if not cfg.watermark or cfg.wm_intervals != RANDOM:
+        return cfg
+    tenths = (cfg.seed * 1375) % 3600
+    return replace(cfg, wm_intervals=RotationWatermark.turned(tenths).to_spec())
+
+
 def _embed(p: Plan, key: str, label: str, cfg: EmbedConfig, task: str, group: str) -> str:
+    cfg = _pinned(cfg)
     params = {"config": cfg.to_dict(), "task": task, "victim": VICTIM}
     return p.add(Cell(key, "embed", group, label, params, () if key == VICTIM else (VICTIM,)))
 
@@ -188,7 +199,7 @@ def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, 
         _embed(
             p,
             f"embed/owner-{s}",
-            f"independent owner's watermarked encoder (default intervals), seed "
+            f"independent owner's watermarked encoder (intervals of its own), seed "
             f"{recipe.seed + OWNER_SEEDS + s}",
             replace(recipe, watermark=True, seed=recipe.seed + OWNER_SEEDS + s),
             task,

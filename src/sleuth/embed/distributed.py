@@ -48,6 +48,15 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def from_main(info: DistInfo, value: object) -> object:
+    """Rank 0's ``value`` on every rank (a secret drawn once for the whole job)."""
+    if info.world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def teardown(info: DistInfo) -> None:
     if info.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

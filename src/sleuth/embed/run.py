@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sleuth.data import fingerprint, input_spec_for, load_images, make_split, to_float
-from sleuth.data.watermark import RotationWatermark
+from sleuth.data.watermark import RANDOM, RotationWatermark
 from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
 from sleuth.embed.trainer import CHECKPOINT_NAME, Progress, train
@@ -71,7 +71,7 @@ def run_embed(
     """Train and write encoder.pt, owner-key.pt and manifest.json; None on non-main DDP ranks."""
     start = time.perf_counter()
     get_architecture(cfg.arch)
-    if cfg.watermark:
+    if cfg.watermark and cfg.wm_intervals != RANDOM:
         RotationWatermark.parse(cfg.wm_intervals)
     data = load_images(cfg.data, "train", download=download)
     split = make_split(len(data), cfg.public_fraction, cfg.seed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sleuth.data import ImageSet, InputSpec, adapt
 from sleuth.data.augment import SimCLRAugment
-from sleuth.data.watermark import RotationWatermark
+from sleuth.data.watermark import RANDOM, RotationWatermark
+from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
 from sleuth.embed.distributed import DistInfo
 from sleuth.errors import SleuthError
@@ -107,6 +108,20 @@ class TrainOutput:
     resumed_from: int
 
 
+def _with_intervals(cfg: EmbedConfig, checkpoint: Path | None, info: DistInfo) -> EmbedConfig:
+    """The recipe with ``random`` intervals made explicit: those of the checkpoint when resuming,
+    else a fresh secret draw by rank 0, shared with every rank. The caller's recipe (and so the
+    public manifest) keeps ``random``; the drawn intervals reach the owner key only."""
+    if not cfg.watermark or cfg.wm_intervals != RANDOM:
+        return cfg
+    if checkpoint is not None and checkpoint.exists():
+        recorded = read_torch_file(checkpoint).get("config", {}).get("wm_intervals", RANDOM)
+        if recorded != RANDOM:
+            return replace(cfg, wm_intervals=recorded)
+    drawn = distributed.from_main(info, RotationWatermark.secret().to_spec())
+    return replace(cfg, wm_intervals=str(drawn))
+
+
 def train(
     cfg: EmbedConfig,
     private: ImageSet,
@@ -119,6 +134,7 @@ def train(
 ) -> TrainOutput:
     """Train on ``private`` (the owner's training part); checkpoint every epoch on rank 0."""
     device = dist_info.device
+    cfg = _with_intervals(cfg, checkpoint if resume else None, dist_info)
     watermark = RotationWatermark.parse(cfg.wm_intervals) if cfg.watermark else None
     torch.manual_seed(cfg.seed)
     encoder = Encoder(encoder_config(cfg.arch, input_spec, cfg.rep_dim, **cfg.arch_kwargs))
