@@ -37,11 +37,12 @@ from sleuth.reports import (
     write_report,
 )
 from sleuth.reports.envelope import PAYLOAD_TYPE, EnvelopeError, open_envelope, seal, serialise
-from sleuth.reports.evidence import ARRAY_MEANINGS
+from sleuth.reports.evidence import REFERENCE_SCORES
 from sleuth.reports.pdf import find_browser
 from sleuth.reports.plots import figure_for
 from sleuth.reports.statement import PREDICATE_TYPE, STATEMENT_TYPE
 from sleuth.verify import ChallengeSettings, run_verify
+from sleuth.verify.evidence import TEST_INFO
 
 SETTINGS = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
 
@@ -156,7 +157,9 @@ def test_evidence_round_trip_is_exact_and_described(case, tmp_path):
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         assert names, "no arrays written"
         for name in names:
-            assert f[name].attrs["description"] == ARRAY_MEANINGS[name.rsplit("/", 1)[1]]
+            test, array = name.split("/")[-2:]
+            meaning = REFERENCE_SCORES if array == "reference_scores" else None
+            assert f[name].attrs["description"] == meaning or TEST_INFO[test].arrays[array]
             assert f[name].compression == "gzip"
     assert any("correct" in arrays for arrays in evidence.arrays.values())
     with pytest.raises(SleuthError, match="not a sleuth evidence file"):

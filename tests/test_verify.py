@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from sleuth.cli import app
 from sleuth.errors import SleuthError
 from sleuth.models import Encoder, load_encoder, save_encoder
-from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify
+from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify, stats
 from sleuth.verify.result import TestResult
-from sleuth.verify.verdict import Decision, adjust, verdict
+from sleuth.verify.verdict import CLEAR_MAX_SHIFT, Decision, adjust, verdict
 
 SETTINGS = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
 
@@ -110,7 +110,12 @@ def test_many_victims_one_correction_and_a_verdict_each(zoo):
     assert smallest.p_adjusted == pytest.approx(min(1.0, smallest.p_decision * m))
 
 
-def _decision(family: str, p: float, counted: bool = True) -> Decision:
+TYPICAL_REFS = (0.9, 1.1, 1.0, 0.95, 1.05, 1.02)  # six references' scores, mean 1.003
+
+
+def _decision(
+    family: str, p: float, counted: bool = True, score: float = 1.0, refs=TYPICAL_REFS
+) -> Decision:
     r = TestResult(
         name=family,
         family=family,
@@ -121,28 +126,33 @@ def _decision(family: str, p: float, counted: bool = True) -> Decision:
         n=100,
         alternative="",
         compared="",
-        score=0.0,
+        score=score,
     )
-    return Decision(r, counted=counted, p_decision=p)
+    return Decision(
+        r,
+        reference_scores=list(refs),
+        counted=counted,
+        p_decision=p,
+        p_typical=stats.typicality(score, refs),
+    )
 
 
 def test_the_rule_needs_two_families_and_holm_spans_everything():
+    """stolen needs rejections in two families after Holm over every counted test; evidence at
+    the looser 0.05 level blocks clearing."""
     one = [_decision("watermark", 1e-9), _decision("dataset-inference", 0.5)]
     adjust(one, 0.01)
     assert verdict(one)[0] == "inconclusive"
     two = [_decision("watermark", 1e-9), _decision("distance", 1e-9)]
     adjust(two, 0.01)
     assert verdict(two)[0] == "stolen"
-    none = [_decision("watermark", 0.4), _decision("distance", 0.6)]
-    adjust(none, 0.01)
-    assert verdict(none)[0] == "not_stolen"
     # 0.004 twice passes alone (< 0.01) but not after Holm over 4 tests (0.004 * 4 > 0.01);
     # evidence at the 0.05 family-wise level still blocks clearing the suspect
     many = [
         _decision("watermark", 0.004),
         _decision("distance", 0.004),
         _decision("noise", 0.5),
-        _decision("alignment", 0.5),
+        _decision("similarity", 0.5),
     ]
     adjust(many, 0.01)
     assert not any(d.rejected for d in many)
@@ -152,22 +162,48 @@ def test_the_rule_needs_two_families_and_holm_spans_everything():
     assert verdict(invalid_only)[0] == "inconclusive"
 
 
-def test_a_suspect_of_another_size_runs_the_size_free_tests_only(zoo, tmp_path):
+def test_clearing_needs_evidence_of_independence():
+    """not_stolen only when the suspect is typical of the references in every counted test (a
+    copy far on the *unsuspicious* side is not cleared) and two families had the power to see a
+    copy (enough references): the symmetrized copy the old rule cleared sat 88 sds below."""
+    typical = [_decision("watermark", 0.4), _decision("distance", 0.6)]
+    adjust(typical, 0.01)
+    assert verdict(typical)[0] == "not_stolen"
+    assert all(d.shift_needed < CLEAR_MAX_SHIFT for d in typical)
+    unlike = [_decision("watermark", 0.4), _decision("distance", 0.99, score=0.2)]
+    adjust(unlike, 0.01)
+    assert unlike[1].atypical and not unlike[0].atypical
+    label, why = verdict(unlike)
+    assert label == "inconclusive" and "unlike every independent reference" in why
+    few = [_decision("watermark", 0.4, refs=(0.9, 1.1, 1.0)), _decision("distance", 0.6)]
+    adjust(few, 0.01)
+    assert few[0].shift_needed > CLEAR_MAX_SHIFT  # three references: 2 degrees of freedom
+    assert verdict(few)[0] == "inconclusive"
+
+
+def test_a_suspect_of_another_size(zoo, tmp_path):
+    """A narrower suspect is embedded into the victim's space and faces every test but the
+    unaligned distances; a wider one cannot be mapped onto the victim's predictor or head without
+    choosing a subspace, so those tests do not count either; the aligned distance and the
+    similarity tests still run. Neither random network is accused."""
     victim = load_encoder(zoo / "victim" / "encoder.pt")
     from sleuth.models import encoder_config
 
-    torch.manual_seed(5)
-    other = Encoder(encoder_config("smallresnet", victim.config.input_spec, rep_dim=8))
-    path = save_encoder(other, tmp_path / "small.pt")
-    res = run_verify(
-        [str(zoo / "victim")], suspect=str(path), references=_refs(zoo), settings=SETTINGS
-    )
-    by_name = {d.result.name: d for d in res.victims[0].decisions}
-    for name in ("watermark-binomial", "di-head-loss", "distance-l2"):
-        assert not by_name[name].counted and "size" in by_name[name].result.note
-    for name in ("di-gmm", "procrustes", "noise-sensitivity"):
-        assert by_name[name].result.valid
-    assert res.verdict != "stolen"
+    raw = ("distance-l2", "distance-cosine")  # coordinates of other sizes cannot be compared
+    for rep_dim, invalid_tests in ((8, raw), (32, (*raw, "watermark-binomial", "di-head-loss"))):
+        torch.manual_seed(5)
+        other = Encoder(encoder_config("smallresnet", victim.config.input_spec, rep_dim=rep_dim))
+        path = save_encoder(other, tmp_path / f"other-{rep_dim}.pt")
+        res = run_verify(
+            [str(zoo / "victim")], suspect=str(path), references=_refs(zoo), settings=SETTINGS
+        )
+        by_name = {d.result.name: d for d in res.victims[0].decisions}
+        for name in invalid_tests:
+            note = by_name[name].result.note
+            assert not by_name[name].counted and ("wider" in note or "sizes differ" in note)
+        for name in set(by_name) - set(invalid_tests):
+            assert by_name[name].result.valid, (rep_dim, name)
+        assert res.verdict != "stolen"
 
 
 def test_bad_inputs(zoo, tmp_path):
@@ -216,3 +252,155 @@ def test_cli_verify_json_and_challenge(zoo, tmp_path):
     assert res.exit_code == 0 and (tmp_path / "c.key.json").exists()
     bad = runner.invoke(app, ["verify", str(tmp_path / "nope.pt"), "--victim", str(zoo / "victim")])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def _answers(zoo, tmp_path, name: str, transform=lambda a: a):
+    """Black-box answers of the victim's own encoder to its challenge, transformed by the thief."""
+    from sleuth.models import load_owner_key
+
+    ch = build_challenge(load_owner_key(zoo / "victim" / "owner-key.pt"), SETTINGS)
+    _, key_path = export_challenge(ch, tmp_path / f"{name}.h5")
+    answers = load_encoder(zoo / "victim" / "encoder.pt").represent(ch.images).numpy()
+    with h5py.File(tmp_path / f"{name}-answers.h5", "w") as f:
+        f["answers"] = transform(answers.astype(np.float64)).astype(np.float32)
+    return str(tmp_path / f"{name}-answers.h5"), str(key_path)
+
+
+def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
+    """H1 holds (the suspect *is* the victim's encoder): a secret rotation, a permutation, a scale
+    and a shift of its answers leave it stolen, because every family that reads coordinates reads
+    them after the alignment, and the similarity family is invariant to them."""
+    rng = np.random.default_rng(0)
+    dim = 16
+    q, r = np.linalg.qr(rng.normal(size=(dim, dim)))
+    rotation = q * np.sign(np.diag(r))
+    perm = rng.permutation(dim)
+    shift = rng.normal(0, 5, dim)
+    for name, transform in {
+        "rotation": lambda a: a @ rotation,
+        "permutation": lambda a: a[:, perm],
+        "scale-shift": lambda a: 3.7 * a + shift,
+    }.items():
+        answers, key = _answers(zoo, tmp_path, name, transform)
+        res = run_verify(
+            [str(zoo / "victim")],
+            suspect_reps=answers,
+            challenge_key=key,
+            references=_refs(zoo),
+            settings=SETTINGS,
+        )
+        report = res.victims[0]
+        assert report.verdict == "stolen", (name, report.reason)
+        rejected = {d.result.name for d in report.decisions if d.rejected}
+        assert {"aligned-cosine", "knn-overlap"} & rejected, (name, rejected)
+
+
+def test_sequential_mode_stops_early_and_keeps_to_its_budget(zoo, tmp_path):
+    """The victim's own answers are found stolen in the first rounds, with far fewer queries
+    than the full challenge; an independent reference is never accused in any round; every round
+    is judged at alpha over the number of rounds."""
+    victim = str(zoo / "victim")
+    refs = _refs(zoo)
+    settings = ChallengeSettings(samples=120, noise_points=20, noise_draws=5)
+    res = run_verify([victim], suspect=victim, references=refs, settings=settings, budget=300)
+    report = res.victims[0]
+    assert report.verdict == "stolen" and report.looks[-1]["verdict"] == "stolen"
+    assert res.queries_used == report.looks[-1]["queries"] <= 300
+    full = run_verify([victim], suspect=victim, references=refs, settings=settings)
+    assert res.queries_used < full.queries_used
+    assert all(
+        look["alpha"] == pytest.approx(0.01 / len(looks_planned(settings, zoo, 300)))
+        for look in report.looks
+    )
+    assert res.to_dict()["queries_used"] == res.queries_used
+    ref = run_verify([victim], suspect=refs[0], references=refs[1:], settings=settings, budget=300)
+    assert ref.verdict != "stolen" and all(
+        look["verdict"] != "stolen" for look in ref.victims[0].looks
+    )
+    assert ref.queries_used <= 300
+    with pytest.raises(SleuthError, match="too small"):
+        run_verify([victim], suspect=victim, references=refs, settings=settings, budget=5)
+    with pytest.raises(SleuthError, match="one --victim"):
+        run_verify([victim, str(zoo / "victim2")], suspect=victim, settings=settings, budget=300)
+
+
+def looks_planned(settings, zoo, budget):
+    from sleuth.models import load_owner_key
+    from sleuth.verify.run import looks_for
+
+    return looks_for(
+        build_challenge(load_owner_key(zoo / "victim" / "owner-key.pt"), settings), budget
+    )
+
+
+def test_challenge_prefixes_are_nested_and_lean_asks_two_images_a_sample(zoo):
+    from sleuth.models import load_owner_key
+
+    settings = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
+    ch = build_challenge(load_owner_key(zoo / "victim" / "owner-key.pt"), settings)
+    assert ch.queries == len(ch.images)
+    small, large = ch.prefix(20), ch.prefix(40)
+    for role in ("private", "public", "rotated", "di_view1", "noisy"):
+        assert set(small.roles[role]) <= set(large.roles[role]), role
+    assert len(small.roles["private"]) == 20 and len(small.roles["rotated"]) == 40  # 2 classes
+    np.testing.assert_array_equal(
+        small.wm_labels, ch.wm_labels[np.isin(ch.roles["rotated"], small.roles["rotated"])]
+    )
+    assert len(small.roles["noisy_clean"]) == 0  # 20 * 20/60 < 10 points: not worth queries
+    assert len(large.roles["noisy_clean"]) == 13 and len(large.roles["noisy"]) == 13 * 5
+    lean = ch.prefix(25, lean=True)
+    assert lean.queries == 50 and not len(lean.roles["rotated"]) and not len(lean.roles["noisy"])
+    assert ch.prefix(10**6).queries == ch.queries
+
+
+def test_a_zoo_is_built_once_reused_and_read_as_its_members(zoo, tmp_path):
+    from sleuth.embed.references import build_zoo
+    from sleuth.models import load_owner_key
+
+    out = tmp_path / "zoo"
+    members = build_zoo(zoo / "victim", out, n=2, owners=1, epochs=1, device="cpu")
+    victim_seed = load_owner_key(zoo / "victim" / "owner-key.pt").seed
+    assert [m.watermarked for m in members] == [False, False, True]
+    assert victim_seed not in [m.seed for m in members] and not any(m.reused for m in members)
+    assert load_owner_key(out / members[2].name / "owner-key.pt").predictor is not None
+    record = json.loads((out / "zoo.json").read_text())
+    assert [m["name"] for m in record["members"]] == [m.name for m in members]
+    res = CliRunner().invoke(
+        app,
+        [
+            "references",
+            "--victim",
+            str(zoo / "victim"),
+            "--out",
+            str(out),
+            "--n",
+            "2",
+            "--owners",
+            "1",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert all(m["reused"] for m in json.loads(res.stdout)["members"])
+    verified = run_verify(
+        [str(zoo / "victim")], suspect=str(zoo / "victim"), references=[str(out)], settings=SETTINGS
+    )
+    assert [r["path"] for r in verified.references] == [str(out / m.name) for m in members]
+    with pytest.raises(SleuthError, match="twice"):
+        run_verify(
+            [str(zoo / "victim")],
+            suspect=str(zoo / "victim"),
+            references=[str(out), str(out / members[0].name)],
+            settings=SETTINGS,
+        )
+    record["members"][0]["name"] = "../victim"  # a hostile record cannot point elsewhere
+    (out / "zoo.json").write_text(json.dumps(record))
+    with pytest.raises(SleuthError, match="plain folder names"):
+        run_verify([str(zoo / "victim")], suspect=str(zoo / "victim"), references=[str(out)])
+    (out / "zoo.json").write_text("[1, 2]")
+    with pytest.raises(SleuthError, match="not a sleuth zoo"):
+        run_verify([str(zoo / "victim")], suspect=str(zoo / "victim"), references=[str(out)])

@@ -216,7 +216,7 @@ def test_di_gmm_null_calibrated():
     assert rate(p) <= upper_bound(len(p))
 
 
-# --- distances and alignment ---------------------------------------------------------------------
+# --- distances, alignment, similarity ----------------------------------------------------------
 
 
 def test_pairwise_distances_by_hand_and_mismatch():
@@ -233,46 +233,91 @@ def test_pairwise_distances_by_hand_and_mismatch():
         stats.pairwise_distances(np.ones((5, 3)), np.ones((6, 3)))
 
 
-def test_procrustes_recovers_rotation_scale_translation():
+def _aligned_cosine(src, dst, fit=150):
+    """Mean cosine of the held-out rows after an alignment fitted on the first ``fit`` rows."""
+    mapped = stats.fit_alignment(src[:fit], dst[:fit])(src[fit:])
+    a, b = mapped - dst[:fit].mean(0), dst[fit:] - dst[:fit].mean(0)
+    return float(np.mean(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+
+
+def test_alignment_undoes_rotation_scale_translation_permutation():
     rng = np.random.default_rng(6)
     victim = rng.normal(size=(300, 16))
-    suspect = 3 * victim @ orthogonal(16, rng) + 5.0 + 0.01 * rng.normal(size=(300, 16))
-    mean, per_row = stats.procrustes_alignment(
-        victim[:150], suspect[:150], victim[150:], suspect[150:]
-    )
-    assert mean > 0.999 and per_row.shape == (150,) and per_row.min() > 0.99
-    other = rng.normal(size=(300, 16))
-    mean_ind, _ = stats.procrustes_alignment(victim[:150], other[:150], victim[150:], other[150:])
-    assert abs(mean_ind) < 0.15
+    rotated = 3 * victim @ orthogonal(16, rng) + 5.0
+    fitted = stats.fit_alignment(rotated[:150], victim[:150])
+    np.testing.assert_allclose(fitted(rotated[150:]), victim[150:], atol=1e-8)  # exact inverse
+    noisy = rotated + 0.01 * rng.normal(size=rotated.shape)
+    assert _aligned_cosine(noisy, victim) > 0.999
+    permuted = -2 * victim[:, rng.permutation(16)] - 1
+    assert _aligned_cosine(permuted, victim) > 0.999
+    assert abs(_aligned_cosine(rng.normal(size=(300, 16)), victim)) < 0.15
 
 
-def test_procrustes_is_not_a_general_linear_map():
+def test_alignment_is_not_a_general_linear_map():
     rng = np.random.default_rng(7)
     victim = rng.normal(size=(400, 8))
     stretch = np.diag([10.0, 5, 2, 1, 1, 0.5, 0.2, 0.1])  # invertible, far from orthogonal
     suspect = victim @ stretch @ orthogonal(8, rng)
-    mean, _ = stats.procrustes_alignment(victim[:200], suspect[:200], victim[200:], suspect[200:])
-    assert mean < 0.9  # a linear fit would give 1.0
+    assert _aligned_cosine(suspect, victim, fit=200) < 0.9  # a linear fit would give 1.0
 
 
-def test_procrustes_rectangular():
+def test_alignment_rectangular():
     rng = np.random.default_rng(8)
     narrow = rng.normal(size=(300, 8))
     wide = np.hstack([narrow, np.zeros((300, 8))]) @ orthogonal(16, rng) * 2 + 1
-    for victim, suspect in ((narrow, wide), (wide, narrow)):  # an isometric embedding: ≈ 1
-        mean, _ = stats.procrustes_alignment(
-            victim[:150], suspect[:150], victim[150:], suspect[150:]
-        )
-        assert mean > 0.999
+    assert _aligned_cosine(narrow, wide) > 0.999  # an isometric embedding
     full = rng.normal(size=(300, 16))
-    half = full[:, :8]  # half of the information: extra dims of the wider model disagree
-    for victim, suspect in ((full, half), (half, full)):
-        mean, _ = stats.procrustes_alignment(
-            victim[:150], suspect[:150], victim[150:], suspect[150:]
-        )
-        assert 0.55 < mean < 0.8
+    # half of the information: the wider model's extra dims count as disagreement
+    assert 0.55 < _aligned_cosine(full[:, :8], full) < 0.8
+    with pytest.raises(ValueError, match="wider"):
+        stats.fit_alignment(wide, narrow)
     with pytest.raises(ValueError):
-        stats.procrustes_alignment(full[:10], full[:11], full, full)
+        stats.fit_alignment(full[:10], full[:11])
+
+
+def test_knn_overlap_invariances_and_chance():
+    """1 for any free transformation of the outputs; about k / (n - 1) for unrelated ones."""
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(200, 16))
+    moved = 4 * x[:, rng.permutation(16)] @ orthogonal(16, rng) - 3
+    np.testing.assert_allclose(stats.knn_overlap(x, moved, k=10), 1.0)
+    unrelated = stats.knn_overlap(x, rng.normal(size=(200, 16)), k=10)
+    assert unrelated.mean() == pytest.approx(10 / 199, abs=0.02)
+    noisy = stats.knn_overlap(x, x + 0.1 * x.std() * rng.normal(size=x.shape), k=10)
+    assert noisy.mean() > 0.6  # robust to output noise of 10 % of the spread
+    assert stats.knn_overlap(x, x[:, :4], k=5).shape == (200,)  # other dims
+    with pytest.raises(ValueError):
+        stats.knn_overlap(x, x[:50])
+    with pytest.raises(ValueError):
+        stats.knn_overlap(x[:5], x[:5], k=5)
+
+
+def test_typicality_two_sided_and_detectable_shift():
+    refs = [0.9, 1.1, 1.0, 0.95, 1.05]
+    assert stats.typicality(1.0, refs) == pytest.approx(1.0, abs=0.01)
+    # symmetric: far below is as atypical as far above
+    assert stats.typicality(0.2, refs) == pytest.approx(stats.typicality(1.8, refs))
+    m, s, k = np.mean(refs), np.std(refs, ddof=1), len(refs)
+    t = (1.3 - m) / (s * math.sqrt(1 + 1 / k))
+    assert stats.typicality(1.3, refs) == pytest.approx(2 * st.t.sf(t, k - 1))
+    assert math.isnan(stats.typicality(1.0, refs[:2]))
+    assert stats.typicality(1.0, [1.0, 1.0, 1.0]) == 1.0
+    assert stats.typicality(1.1, [1.0, 1.0, 1.0]) == 0.0
+    # a score exactly detectable_shift sds from the mean has one-sided p = level
+    shift = stats.detectable_shift(k, 0.001)
+    score = m + shift * s
+    assert stats.calibrate(score, refs, 1)[1] == pytest.approx(0.001)
+    assert stats.detectable_shift(20, 0.001) < 4 < 20 < stats.detectable_shift(3, 0.001)
+    assert math.isinf(stats.detectable_shift(2, 0.001))
+
+
+def test_typicality_null_rate():
+    """H0: the suspect is one more normal draw like the references: the two-sided p is uniform."""
+    rng = np.random.default_rng(22)
+    draws = [rng.normal(size=7) for _ in range(2000)]
+    p = [stats.typicality(d[0], d[1:]) for d in draws]
+    assert rate(p) <= upper_bound(len(p))
+    assert rate(p) > 0.03
 
 
 def test_linear_cka_invariances():
@@ -307,9 +352,9 @@ def test_distance_test_known_answers():
     r_ind = stats.distance_test(independent, refs, name="distance-l2", direction=-1, what="l2")
     assert r_ind.valid and r_ind.p_value > 0.05
     fam = stats.distance_test(
-        copy, refs, name="procrustes", direction=-1, what="x", family="alignment"
+        copy, refs, name="knn-overlap", direction=-1, what="x", family="similarity"
     )
-    assert fam.family == "alignment"
+    assert fam.family == "similarity"
 
 
 def test_distance_test_invalid():
@@ -350,12 +395,13 @@ def test_per_sample_test_alone_overstates_but_calibration_protects():
 
 
 def test_noise_spreads_by_hand_and_scale_free():
-    clean = np.array([[3.0, 4.0], [0.0, 5.0]])  # both norms 5
+    clean = np.array([[3.0, 4.0], [-3.0, -4.0]])  # mean 0, both 5 from it
     steps = np.array([1.0, 2.0, 3.0])  # distances per draw; sample sd = 1
     noisy = clean[:, None, :] + steps[None, :, None] * np.array([1.0, 0.0])
     np.testing.assert_allclose(stats.noise_spreads(clean, noisy, relative=False), [1.0, 1.0])
     np.testing.assert_allclose(stats.noise_spreads(clean, noisy), [0.2, 0.2])
     np.testing.assert_allclose(stats.noise_spreads(7 * clean, 7 * noisy), [0.2, 0.2])
+    np.testing.assert_allclose(stats.noise_spreads(clean + 9, noisy + 9), [0.2, 0.2])  # shift
     np.testing.assert_allclose(stats.noise_spreads(7 * clean, 7 * noisy, relative=False), [7, 7])
     with pytest.raises(ValueError):
         stats.noise_spreads(clean, noisy[:, :1])

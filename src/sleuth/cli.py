@@ -204,7 +204,7 @@ def embed(
     wm_intervals: Annotated[
         str | None,
         typer.Option(
-            help="Private rotation intervals: half ([0,180) vs [180,360), the paper's), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees. Default: half."
+            help="Private rotation intervals: random (the paper's two half-turns at a secret offset drawn for this owner, recorded in owner-key.pt only), half ([0,180) vs [180,360), the paper's, the same for everyone), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees. Default: random."
         ),
     ] = None,
     wm_fraction: Annotated[
@@ -283,6 +283,72 @@ def embed(
         out.print_json(json.dumps(summary))
         return
     _print_summary("sleuth embed", summary)
+
+
+@app.command()
+@user_errors
+def references(
+    victim: Annotated[
+        Path, typer.Option("--victim", help="Victim folder whose owner key records the recipe.")
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Zoo folder: one folder per member and zoo.json (members are reused)."
+        ),
+    ],
+    n: Annotated[
+        int, typer.Option("--n", help="Unwatermarked encoders by the victim's recipe.")
+    ] = 10,
+    owners: Annotated[
+        int,
+        typer.Option(
+            help="Also this many watermarked encoders (other owners): rotation-aware models that were never the victim, the harder null."
+        ),
+    ] = 0,
+    seed_start: Annotated[
+        int, typer.Option(help="Seeds count up from here, skipping the victim's.")
+    ] = 1000,
+    epochs: Annotated[
+        int | None, typer.Option(help="Override the recipe's epochs. Default: the victim's.")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
+    ] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the members as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Build (or complete) a zoo of independent encoders to verify suspects against: `sleuth verify --reference ZOO` uses every member."""
+    from sleuth.embed.references import build_zoo
+
+    say = (lambda _msg: None) if (quiet or as_json) else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+    with EmbedProgress(enabled=not (quiet or as_json)) as progress:
+        members = build_zoo(
+            victim,
+            out_dir,
+            n=n,
+            owners=owners,
+            seed_start=seed_start,
+            epochs=epochs,
+            device=device,
+            say=say,
+            progress=progress,
+        )
+    rows = [m.to_dict() for m in members]
+    if as_json:
+        out.print_json(json.dumps({"zoo": str(out_dir), "members": rows}))
+        return
+    table = Table("member", "seed", "watermarked", "reused", title=f"zoo {out_dir}")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            str(r["seed"]),
+            "yes" if r["watermarked"] else "no",
+            "yes" if r["reused"] else "no",
+        )
+    out.print(table)
 
 
 class StageProgress(_Bars):
@@ -537,8 +603,16 @@ def _print_verification(result: dict[str, Any]) -> None:
                 decision,
             )
         out.print(table)
+        for look in report.get("looks", []):
+            out.print(
+                f"{'lean ' if look['lean'] else 'full '}round of {look['samples']} samples "
+                f"({look['queries']} queries so far) at alpha "
+                f"{look['alpha']:.2g}: {look['verdict']}",
+                highlight=False,
+            )
         style = colour[report["verdict"]]
         out.print(f"verdict: [{style}]{report['verdict']}[/] ({report['reason']})")
+        out.print(f"queries to the suspect: {report['queries']:,}", highlight=False)
 
 
 @app.command()
@@ -561,7 +635,7 @@ def verify(
         list[str] | None,
         typer.Option(
             "--reference",
-            help="Independently trained encoder (file or folder) to calibrate against; repeatable; at least 3 for the distance, alignment and noise tests to count.",
+            help="Independently trained encoder (file or folder), or a zoo folder from `sleuth references` (all its members), to calibrate against; repeatable; at least 3 for most tests to count, 5 or more to clear a suspect.",
         ),
     ] = None,
     suspect_reps: Annotated[
@@ -583,7 +657,7 @@ def verify(
     tests: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated tests: watermark, di-head, di-gmm, distance, alignment, noise. Default: all."
+            help="Comma-separated tests: watermark, di-head, di-gmm, distance, similarity, noise. Default: all."
         ),
     ] = None,
     alpha: Annotated[
@@ -598,6 +672,12 @@ def verify(
     seed: Annotated[
         int, typer.Option(help="Seed of the challenge (which images, rotations, views and noise).")
     ] = 0,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Sequential mode: ask the suspect in rounds (10, 20, 40, ... samples, nested) within this many queries, and stop at the first round that finds it stolen; each round is judged at alpha / rounds, so the false-accusation rate holds whenever it stops. Default: one round of --samples."
+        ),
+    ] = None,
     out_file: Annotated[
         Path | None,
         typer.Option(
@@ -662,6 +742,7 @@ def verify(
         alpha=alpha,
         settings=settings,
         progress=progress,
+        budget=budget,
     )
     if json_file is not None:
         atomic_write_text(json_file, result.to_json())

@@ -22,18 +22,9 @@ from sleuth.bench.plan import (
     verify_key,
 )
 from sleuth.bench.suites import STOLENENCODER
+from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import format_p
 
-TEST_ORDER = (
-    "watermark-binomial",
-    "watermark-ttest",
-    "di-head-loss",
-    "di-gmm",
-    "distance-l2",
-    "distance-cosine",
-    "procrustes",
-    "noise-sensitivity",
-)
 DASH = "–"
 
 
@@ -464,10 +455,19 @@ def _expected(v: View, suspect: str) -> str:
     return "copy" if kind in ("steal", "evade") else "independent"
 
 
+def test_order(records: list[dict]) -> list[str]:
+    """The tests that appear in verification records: the registry's order, then any others
+    (results made by an older sleuth keep their columns)."""
+    seen = {t["name"] for r in records for t in r["tests"]}
+    known = [name for name in TEST_INFO if name in seen]
+    return known + sorted(seen - set(known))
+
+
 def verification(v: View) -> list[str]:
     keys = v.of_kind("verify")
     if not keys:
         return []
+    order = test_order([v.result(k) for k in keys])
     rows, false_positives, copies, found = [], [], 0, 0
     for k in keys:
         suspect = v.cells[k]["params"]["suspect"]
@@ -491,7 +491,7 @@ def verification(v: View) -> list[str]:
                 v.label(suspect),
                 expected,
                 verdict,
-                *(_cell(tests.get(t)) for t in TEST_ORDER),
+                *(_cell(tests.get(t)) for t in order),
                 f"{r['seconds']:.0f}",
                 few_s,
             ]
@@ -504,7 +504,7 @@ def verification(v: View) -> list[str]:
             any(x["name"] == t and x["rejected"] for x in v.result(k)["tests"])
             for k in independents
         )
-        for t in TEST_ORDER
+        for t in order
     }
     samples = v.suite["samples"]
     return [
@@ -517,9 +517,9 @@ def verification(v: View) -> list[str]:
         "stolen (queries to the suspect).",
         "",
         *md(
-            ["suspect", "how it was made", "is", "verdict", *TEST_ORDER, "seconds", "fewest"],
+            ["suspect", "how it was made", "is", "verdict", *order, "seconds", "fewest"],
             rows,
-            "llll" + "r" * (len(TEST_ORDER) + 2),
+            "llll" + "r" * (len(order) + 2),
         ),
         "",
         f"Copies found stolen: {found} of {copies}. Independent models (references, "

@@ -23,32 +23,15 @@ import numpy as np
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
 from sleuth.verify import VerifyResult
+from sleuth.verify.evidence import TEST_INFO
 
 EVIDENCE_FORMAT = "sleuth-evidence"
 EVIDENCE_VERSION = 1
 
-# What each per-sample array of ``sleuth.verify.stats`` holds, in plain words.
-ARRAY_MEANINGS = {
-    "correct": "per privately rotated image: 1 if the victim's augmentation predictor recovered "
-    "the private rotation class from the suspect's representation",
-    "private_loss": "per private (trained-on) image: contrastive loss of its two views through "
-    "the victim's projection head",
-    "public_loss": "per public (held-out) image: contrastive loss of its two views through the "
-    "victim's projection head",
-    "private_loglik": "per held-out private image: log-likelihood under a Gaussian mixture fitted "
-    "on the suspect's representations of the other private images",
-    "public_loglik": "per public image: log-likelihood under the same Gaussian mixture",
-    "suspect": "per private image: the suspect's value (distance or aligned similarity to the "
-    "victim)",
-    "reference_mean": "per private image: the mean of the references' values on the same image",
-    "difference": "per private image: suspect minus the references' mean (the paired t-test's "
-    "input)",
-    "victim_spread": "per private point: spread of the victim's representation under small input "
-    "noise, relative to its representation size",
-    "suspect_spread": "per private point: the same spread for the suspect",
-    "reference_scores": "per independent reference: its score on this test, computed exactly as "
-    "the suspect's (the calibration's null sample)",
-}
+REFERENCE_SCORES = (
+    "per independent reference: its score on this test, computed exactly as the suspect's (the "
+    "calibration's null sample)"
+)
 
 
 @dataclass
@@ -73,6 +56,14 @@ class Evidence:
     def tests(self, victim: int) -> list[dict[str, Any]]:
         """The decisions (as dicts) of one victim, in order."""
         return self.result["victims"][victim]["tests"]
+
+
+def _meaning(test: str, array: str) -> str:
+    """What one per-sample array of one test holds, from the test registry."""
+    if array == "reference_scores":
+        return REFERENCE_SCORES
+    info = TEST_INFO.get(test)
+    return info.arrays.get(array, array) if info else array
 
 
 def write_evidence(evidence: Evidence, path: str | Path) -> Path:
@@ -100,7 +91,7 @@ def write_evidence(evidence: Evidence, path: str | Path) -> Path:
                         ds = tg.create_dataset(
                             name, data=data, compression="gzip", track_times=False
                         )
-                        ds.attrs["description"] = ARRAY_MEANINGS.get(name, name)
+                        ds.attrs["description"] = _meaning(test["name"], name)
 
     return atomic_write(path, dump)
 

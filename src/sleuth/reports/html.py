@@ -9,34 +9,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sleuth.reports.evidence import Evidence
 from sleuth.reports.plots import figure_for
+from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import format_p
 from sleuth.verify.verdict import DECISION_RULE
 
-# What each test asks, in words an investigator can repeat to someone who is not a statistician.
-MEANINGS = {
-    "watermark-binomial": "The owner trained the victim to recognise secret rotations of its "
-    "images. A copy made from the victim's outputs inherits that skill; an independent model "
-    "should not have it. This counts how often the victim's secret classifier, reading the "
-    "suspect's outputs, recovers the rotation, against chance (exact binomial test).",
-    "watermark-ttest": "The same watermark trials as above, tested as the paper does (one-sample "
-    "t-test of correct answers against chance).",
-    "di-head-loss": "Dataset inference: a model derived from the victim should find the victim's "
-    "training images more familiar than images it never saw. Familiarity is measured by the "
-    "victim's own contrastive loss, lower on familiar images.",
-    "di-gmm": "Dataset inference without the victim's head: a density model of the suspect's "
-    "outputs on some training images should rate other training images as more likely than "
-    "images the victim never saw.",
-    "distance-l2": "A copy answers like the victim. This compares how far the suspect's outputs "
-    "are from the victim's (Euclidean distance, after removing offset and scale) with how far "
-    "independently trained models are.",
-    "distance-cosine": "The same comparison with the angle between outputs (cosine distance).",
-    "procrustes": "A thief could rotate his outputs to hide the resemblance. This first finds the "
-    "best rotation and scale on held-out images, then measures how similar the suspect is to the "
-    "victim on training images, against independent models.",
-    "noise-sensitivity": "A copy trained on the victim's outputs tends to react less to tiny "
-    "changes of the victim's training images than the victim itself. This compares how much the "
-    "outputs move under small noise.",
-}
 VERDICT_WORDS = {
     "stolen": "The evidence supports that the suspect was derived from the victim.",
     "not_stolen": "No test found evidence that the suspect was derived from the victim.",
@@ -75,11 +51,12 @@ def render_html(
         tests = []
         for test in victim["tests"]:
             png = figure_for(test, evidence.arrays.get((i, test["name"]), {}))
+            info = TEST_INFO.get(test["name"])
             tests.append(
                 {
                     **test,
                     "decision": decision_word(test),
-                    "meaning": MEANINGS.get(test["name"], test["alternative"]),
+                    "meaning": info.meaning if info else test["alternative"],
                     "plot": _data_uri(png) if png is not None else None,
                 }
             )

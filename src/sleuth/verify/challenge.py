@@ -11,7 +11,7 @@ investigator (``ChallengeKey``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from sleuth.data.watermark import RotationWatermark
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, atomic_write_text
 from sleuth.models import OwnerKey
+from sleuth.verify.stats import MIN_SAMPLES as MIN_NOISE_POINTS
 
 CHALLENGE_FORMAT = "sleuth-challenge"
 
@@ -61,6 +62,51 @@ class Challenge:
 
     def role_reps(self, reps: np.ndarray, role: str) -> np.ndarray:
         return reps[self.roles[role]]
+
+    @property
+    def queries(self) -> int:
+        """Distinct images this challenge asks about (a prefix asks about fewer than it holds)."""
+        used = [v for k, v in self.roles.items() if k not in ("di_private", "di_public")]
+        return len(np.unique(np.concatenate(used))) if used else 0
+
+    def prefix(self, samples: int, *, lean: bool = False) -> Challenge:
+        """The same challenge cut to its first ``samples`` private and public images, with the
+        rotated views, dataset-inference views and noise points that belong to them: prefixes are
+        nested, so a larger one re-asks every image of a smaller one. Noise points shrink in
+        proportion and are dropped below the noise test's minimum (they would only cost queries).
+        ``lean`` keeps the private and public images only (two queries a sample: the distance,
+        similarity and mixture tests), which is where a small query budget buys most evidence.
+        """
+        n_full = len(self.roles["private"])
+        n = min(samples, n_full)
+        if n < 1:
+            raise SleuthError(f"a challenge prefix needs at least one sample, got {samples}")
+        none = np.zeros(0, np.int64)
+        roles = {k: self.roles[k][:n] for k in ("private", "public")}
+        labels = self.wm_labels[:0]
+        if "rotated" in self.roles and not lean:
+            classes = np.unique(self.wm_labels)
+            per = len(self.wm_labels) // max(len(classes), 1)
+            keep = np.concatenate([np.arange(c * per, c * per + min(n, per)) for c in classes])
+            roles["rotated"], labels = self.roles["rotated"][keep], self.wm_labels[keep]
+        elif "rotated" in self.roles:
+            roles["rotated"] = none
+        n_di = len(self.roles["di_private"])
+        m = 0 if lean else min(n_di, max(n // 2, 5))
+        keep = np.concatenate([np.arange(m), np.arange(n_di, n_di + m)]).astype(np.int64)
+        for view in ("di_view1", "di_view2"):
+            roles[view] = self.roles[view][keep]
+        roles["di_private"], roles["di_public"] = np.arange(m), np.arange(m, 2 * m)
+        points = len(self.roles["noisy_clean"])
+        draws = len(self.roles["noisy"]) // max(points, 1)
+        q = 0 if lean else round(points * n / n_full)
+        q = q if q >= MIN_NOISE_POINTS else 0
+        roles["noisy"], roles["noisy_clean"] = (
+            self.roles["noisy"][: q * draws],
+            roles["private"][:q],
+        )
+        sources = {k: v[:n] for k, v in self.sources.items()}
+        return replace(self, roles=roles, wm_labels=labels, sources=sources)
 
     def key_dict(self) -> dict[str, Any]:
         return {

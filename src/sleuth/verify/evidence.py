@@ -1,14 +1,28 @@
-"""From representations to test results: every test of one suspect against one victim.
+"""From representations to test results, and the one registry of verification tests.
 
 Each model (victim, suspect, references) answers the same challenge; each test reads the roles it
 needs. A test's *score* is computed the same way for the suspect and for every independent
 reference, so the suspect can be placed among the references (``stats.calibrate``).
+
+A thief can shift, rotate, permute and rescale his outputs for free. So every test that reads the
+suspect's outputs through the victim's own parts (the watermark predictor, the projection head) or
+compares coordinates runs on the suspect's outputs *after* the similarity transform that best maps
+them onto the victim's, fitted on public images (``stats.fit_alignment``); every reference goes
+through the same fitting, so the calibrated null accounts for it. The similarity family (CKA and
+nearest-neighbour overlap) needs no fitting: it is invariant to those transformations by
+construction.
+
+``GROUPS`` is the registry: one entry per ``--tests`` name, holding the function that computes its
+tests and, for each test, everything the verdict, the reports and the bench need to know about it
+(family, power model, whether it counts, plain-words meaning, per-sample arrays). Adding a test
+is adding an entry here plus its statistic in ``stats``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,6 +32,8 @@ from torch.nn import functional as F
 from sleuth.verify import stats
 from sleuth.verify.challenge import Challenge
 from sleuth.verify.result import TestResult, invalid
+
+KNN_K = 10  # neighbours per image for the nearest-neighbour overlap
 
 
 @dataclass(frozen=True)
@@ -30,10 +46,85 @@ class Owner:
     n_classes: int
 
 
+@dataclass(frozen=True)
+class TestInfo:
+    """What every part of sleuth knows about one test, in one place."""
+
+    name: str
+    family: str  # the kind of evidence; "stolen" needs rejections in two families
+    meaning: str  # what it asks, in words an investigator can repeat to a non-statistician
+    arrays: dict[str, str] = field(default_factory=dict)  # per-sample array -> what it holds
+    power: Literal["one-sample", "two-sample"] | None = None  # statsmodels model, None: none
+    counted: bool = True  # False: shown beside a counted test of the same evidence, never in Holm
+    needs_references: bool = True  # False: its analytic null alone is meaningful
+    calibrated_only: bool = False  # no analytic p: its decision p is the calibrated p alone
+
+
+# Each group: (owner, challenge, suspect reps, reference reps) -> results. Scores of references
+# are obtained by calling the same function with a reference as the suspect and no references.
+TestFn = Callable[[Owner, Challenge, np.ndarray, list[np.ndarray]], list[TestResult]]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One ``--tests`` name: the function computing its tests and their descriptions."""
+
+    fn: TestFn
+    tests: tuple[TestInfo, ...]
+
+
+# --- alignment into the victim's coordinates -----------------------------------------------------
+
+
+def _standardised(x: np.ndarray, public: np.ndarray) -> np.ndarray:
+    """Centred on a model's public mean and divided by its public RMS spread."""
+    centre = public.mean(axis=0)
+    spread = float(np.sqrt(((public - centre) ** 2).sum(axis=1).mean())) or 1.0
+    return (x - centre) / spread
+
+
+def to_victim(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray | None:
+    """The suspect's answers mapped onto the victim's coordinates by the similarity transform
+    fitted on the public images; None for a suspect wider than the victim (mapping it down would
+    choose a subspace, freedom that flatters independent encoders)."""
+    if reps.shape[1] > owner.reps.shape[1]:
+        return None
+    fitted = stats.fit_alignment(ch.role_reps(reps, "public"), ch.role_reps(owner.reps, "public"))
+    return fitted(reps).astype(np.float32)
+
+
+def _common_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Victim and suspect private representations in one coordinate system, standardised: the
+    narrower model mapped into the wider one's space (fitted on public images)."""
+    pub_v, pub_s = ch.role_reps(owner.reps, "public"), ch.role_reps(reps, "public")
+    priv_v, priv_s = ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private")
+    if reps.shape[1] <= owner.reps.shape[1]:
+        fitted = stats.fit_alignment(pub_s, pub_v)
+        return _standardised(priv_v, pub_v), _standardised(fitted(priv_s), pub_v)
+    fitted = stats.fit_alignment(pub_v, pub_s)
+    return _standardised(fitted(priv_v), pub_s), _standardised(priv_s, pub_s)
+
+
+WIDER = "the suspect's representation is wider than the victim's: it cannot be mapped onto the "
+WIDER += "victim's {} without choosing a subspace (the distance and similarity tests still compare)"
+
+
+# --- the groups --------------------------------------------------------------------------------
+
+
 @torch.no_grad()
 def _wm_correct(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
     logits = owner.predictor(torch.from_numpy(ch.role_reps(reps, "rotated")))
     return (logits.argmax(1).numpy() == ch.wm_labels).astype(bool)
+
+
+def watermark(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
+    if owner.predictor is None:
+        return [invalid("watermark-binomial", "watermark", "the victim has no watermark")]
+    aligned = to_victim(owner, ch, reps)
+    if aligned is None:
+        return [invalid("watermark-binomial", "watermark", WIDER.format("predictor"))]
+    return stats.watermark_tests(_wm_correct(owner, ch, aligned), chance=1 / owner.n_classes)
 
 
 @torch.no_grad()
@@ -47,45 +138,11 @@ def head_losses(owner: Owner, ch: Challenge, reps: np.ndarray, temperature: floa
     return loss[ch.roles["di_private"]], loss[ch.roles["di_public"]]
 
 
-def _spreads(ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    clean = ch.role_reps(reps, "noisy_clean")
-    noisy = ch.role_reps(reps, "noisy").reshape(len(clean), -1, reps.shape[1])
-    return stats.noise_spreads(clean, noisy)
-
-
-def _same_dim(owner: Owner, reps: np.ndarray) -> bool:
-    return reps.shape[1] == owner.reps.shape[1]
-
-
-# Each test: (owner, challenge, suspect reps, reference reps) -> result. Scores of references are
-# obtained by calling the same function with a reference as the suspect and no references.
-TestFn = Callable[[Owner, Challenge, np.ndarray, list[np.ndarray]], list[TestResult]]
-
-
-def watermark(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    if owner.predictor is None:
-        return [invalid("watermark-binomial", "watermark", "the victim has no watermark")]
-    if not _same_dim(owner, reps):
-        return [
-            invalid(
-                "watermark-binomial",
-                "watermark",
-                "suspect's representation size differs from the victim's predictor input",
-            )
-        ]
-    return stats.watermark_tests(_wm_correct(owner, ch, reps), chance=1 / owner.n_classes)
-
-
 def di_head(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    if not _same_dim(owner, reps):
-        return [
-            invalid(
-                "di-head-loss",
-                "dataset-inference",
-                "suspect's representation size differs from the victim's head input",
-            )
-        ]
-    return [stats.dataset_inference_loss(*head_losses(owner, ch, reps))]
+    aligned = to_victim(owner, ch, reps)
+    if aligned is None:
+        return [invalid("di-head-loss", "dataset-inference", WIDER.format("head"))]
+    return [stats.dataset_inference_loss(*head_losses(owner, ch, aligned))]
 
 
 def di_gmm(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
@@ -93,78 +150,262 @@ def di_gmm(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return [stats.dataset_inference_gmm(private, public, seed=ch.settings.seed)]
 
 
-def _standardised_private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    """Private representations centred on the model's public mean and divided by its public RMS
-    spread: a thief can shift and rescale his outputs for free, and models of other
-    architectures live on other scales, so raw coordinates would measure scale, not theft."""
-    public = ch.role_reps(reps, "public").astype(np.float64)
-    centre = public.mean(axis=0)
-    spread = float(np.sqrt(((public - centre) ** 2).sum(axis=1).mean())) or 1.0
-    return (ch.role_reps(reps, "private") - centre) / spread
+def _raw_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    return _standardised(ch.role_reps(reps, "private"), ch.role_reps(reps, "public"))
 
 
 def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    """ℓ2 and cosine distance to the victim on private images (standardised coordinates, same
-    dimensions only), per sample, against the references' distances on the same images."""
-    if not _same_dim(owner, reps):
-        note = "sizes differ: raw distances are undefined (alignment tests still compare)"
-        return [
-            invalid("distance-l2", "distance", note),
-            invalid("distance-cosine", "distance", note),
-        ]
-    victim = _standardised_private(ch, owner.reps)
-    own = stats.pairwise_distances(victim, _standardised_private(ch, reps))
-    others = [
-        stats.pairwise_distances(victim, _standardised_private(ch, r))
-        for r in refs
-        if _same_dim(owner, r)
+    """Distance to the victim on private images, per image, against the references' distances
+    on the same images: in each model's own standardised coordinates (the paper's distance, free
+    of shift and scale; a rotation of the outputs hides a copy from it) and after the alignment
+    that undoes a rotation too (``aligned-cosine``)."""
+    results = []
+    same = [r for r in refs if r.shape[1] == owner.reps.shape[1]]
+    if reps.shape[1] == owner.reps.shape[1]:
+        victim = _raw_private(owner, ch, owner.reps)
+        own = stats.pairwise_distances(victim, _raw_private(owner, ch, reps))
+        others = [stats.pairwise_distances(victim, _raw_private(owner, ch, r)) for r in same]
+        for kind in ("l2", "cosine"):
+            results.append(
+                stats.distance_test(
+                    own[kind],
+                    [o[kind] for o in others],
+                    name=f"distance-{kind}",
+                    direction=-1,
+                    what=f"{kind} distance to the victim, standardised coordinates, private images",
+                )
+            )
+    else:
+        note = "sizes differ: coordinates cannot be compared unaligned (aligned-cosine does)"
+        results += [invalid(f"distance-{k}", "distance", note) for k in ("l2", "cosine")]
+    aligned = stats.pairwise_distances(*_common_private(owner, ch, reps))["cosine"]
+    aligned_refs = [
+        stats.pairwise_distances(*_common_private(owner, ch, r))["cosine"] for r in refs
     ]
-    return [
+    results.append(
         stats.distance_test(
-            own[kind],
-            [o[kind] for o in others],
-            name=f"distance-{kind}",
+            aligned,
+            aligned_refs,
+            name="aligned-cosine",
             direction=-1,
-            what=f"{kind} distance to the victim, private images",
+            what="cosine distance to the victim after alignment, private images",
         )
-        for kind in ("l2", "cosine")
-    ]
+    )
+    return results
 
 
-def _aligned(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    return stats.procrustes_alignment(
-        ch.role_reps(owner.reps, "public"),
-        ch.role_reps(reps, "public"),
-        ch.role_reps(owner.reps, "private"),
-        ch.role_reps(reps, "private"),
-    )[1]
+def _cka(owner: Owner, ch: Challenge, reps: np.ndarray) -> float:
+    return stats.linear_cka(ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private"))
 
 
-def alignment(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    """Similarity up to rotation and scale (Procrustes fitted on public, scored on private)."""
-    own = _aligned(owner, ch, reps)
-    others = [_aligned(owner, ch, r) for r in refs]
-    return [
-        stats.distance_test(
-            own,
-            others,
-            name="procrustes",
-            direction=1,
-            family="alignment",
-            what="cosine similarity after orthogonal alignment, private",
-        )
-    ]
+def _knn(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    victim, suspect = ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private")
+    return stats.knn_overlap(victim, suspect, k=min(KNN_K, len(victim) - 1))
+
+
+def similarity(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
+    """Representation similarity over private images that no free output transformation
+    changes: linear CKA (one score per model, calibrated only) and the per-image overlap of
+    nearest neighbours (paired against the references, then calibrated)."""
+    n = len(ch.roles["private"])
+    score = _cka(owner, ch, reps)
+    cka = TestResult(
+        name="cka",
+        family="similarity",
+        statistic=score,
+        p_value=float("nan"),
+        effect=score - float(np.mean([_cka(owner, ch, r) for r in refs])) if refs else np.nan,
+        effect_name="CKA minus the references' mean",
+        n=n,
+        alternative="CKA with the victim larger than an independent encoder's",
+        compared=f"linear CKA of the suspect's and the victim's representations of {n} private "
+        "images",
+        score=score,
+        direction=1,
+        note="no analytic null: placed among the references only",
+    )
+    if not np.isfinite(score):
+        cka = invalid("cka", "similarity", "a representation does not vary: CKA is undefined", n=n)
+    knn = stats.distance_test(
+        _knn(owner, ch, reps),
+        [_knn(owner, ch, r) for r in refs],
+        name="knn-overlap",
+        direction=1,
+        family="similarity",
+        what=f"share of each private image's {KNN_K} nearest neighbours shared with the victim",
+    )
+    return [cka, knn]
+
+
+def _spreads(ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    clean = ch.role_reps(reps, "noisy_clean")
+    noisy = ch.role_reps(reps, "noisy").reshape(len(clean), -1, reps.shape[1])
+    return stats.noise_spreads(clean, noisy)
 
 
 def noise(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
+    if not len(ch.roles["noisy_clean"]):
+        return [invalid("noise-sensitivity", "noise", "no noise points in this challenge", n=0)]
     return [stats.noise_sensitivity(_spreads(ch, owner.reps), _spreads(ch, reps))]
 
 
-TESTS: dict[str, TestFn] = {
-    "watermark": watermark,
-    "di-head": di_head,
-    "di-gmm": di_gmm,
-    "distance": distance,
-    "alignment": alignment,
-    "noise": noise,
+_PAIRED = {
+    "suspect": "per private image: the suspect's value",
+    "reference_mean": "per private image: the mean of the references' values on the same image",
+    "difference": "per private image: suspect minus the references' mean (the paired t-test's "
+    "input)",
 }
+_WM_ARRAYS = {
+    "correct": "per privately rotated image: 1 if the victim's augmentation predictor recovered "
+    "the private rotation class from the suspect's (aligned) representation",
+}
+_HEAD_ARRAYS = {
+    "private_loss": "per private (trained-on) image: contrastive loss of its two views through "
+    "the victim's projection head",
+    "public_loss": "per public (held-out) image: contrastive loss of its two views through the "
+    "victim's projection head",
+}
+_GMM_ARRAYS = {
+    "private_loglik": "per held-out private image: log-likelihood under a Gaussian mixture fitted "
+    "on the suspect's representations of the other private images",
+    "public_loglik": "per public image: log-likelihood under the same Gaussian mixture",
+}
+_NOISE_ARRAYS = {
+    "victim_spread": "per private point: spread of the victim's representation under small input "
+    "noise, relative to its representation spread",
+    "suspect_spread": "per private point: the same spread for the suspect",
+}
+
+GROUPS: dict[str, Group] = {
+    "watermark": Group(
+        watermark,
+        (
+            TestInfo(
+                "watermark-binomial",
+                "watermark",
+                "The owner trained the victim to recognise secret rotations of its images. A "
+                "copy made from the victim's outputs inherits that skill; an independent model "
+                "should not have it. This counts how often the victim's secret classifier, "
+                "reading the suspect's outputs (first aligned with the victim's, so a rotation "
+                "of them does not hide it), recovers the rotation, against chance (exact "
+                "binomial test) and against independent models.",
+                _WM_ARRAYS,
+                power="one-sample",
+            ),
+            TestInfo(
+                "watermark-ttest",
+                "watermark",
+                "The same watermark trials as above, tested as the paper does (one-sample "
+                "t-test of correct answers against chance); shown, not counted twice.",
+                _WM_ARRAYS,
+                power="one-sample",
+                counted=False,
+            ),
+        ),
+    ),
+    "di-head": Group(
+        di_head,
+        (
+            TestInfo(
+                "di-head-loss",
+                "dataset-inference",
+                "Dataset inference: a model derived from the victim should find the victim's "
+                "training images more familiar than images it never saw. Familiarity is "
+                "measured by the victim's own contrastive loss on the suspect's aligned "
+                "outputs, lower on familiar images.",
+                _HEAD_ARRAYS,
+                power="two-sample",
+                needs_references=False,
+            ),
+        ),
+    ),
+    "di-gmm": Group(
+        di_gmm,
+        (
+            TestInfo(
+                "di-gmm",
+                "dataset-inference",
+                "Dataset inference without the victim's head: a density model of the suspect's "
+                "outputs on some training images should rate other training images as more "
+                "likely than images the victim never saw.",
+                _GMM_ARRAYS,
+                power="two-sample",
+                needs_references=False,
+            ),
+        ),
+    ),
+    "distance": Group(
+        distance,
+        (
+            TestInfo(
+                "distance-l2",
+                "distance",
+                "A copy answers like the victim. This compares how far the suspect's outputs "
+                "are from the victim's (Euclidean distance, after removing offset and scale) "
+                "with how far independently trained models are.",
+                _PAIRED,
+                power="one-sample",
+            ),
+            TestInfo(
+                "distance-cosine",
+                "distance",
+                "The same comparison with the angle between outputs (cosine distance); shown, "
+                "the Euclidean distance above counts.",
+                _PAIRED,
+                power="one-sample",
+                counted=False,
+            ),
+            TestInfo(
+                "aligned-cosine",
+                "distance",
+                "A thief could rotate or permute his outputs to hide the resemblance. This "
+                "first finds the best shift, rotation and scale on held-out images, then "
+                "measures the angle between the suspect's and the victim's outputs on training "
+                "images, against independent models aligned the same way.",
+                _PAIRED,
+                power="one-sample",
+            ),
+        ),
+    ),
+    "similarity": Group(
+        similarity,
+        (
+            TestInfo(
+                "cka",
+                "similarity",
+                "How alike is the whole geometry of the suspect's outputs to the victim's on "
+                "the victim's training images (linear CKA)? Rotating, permuting, rescaling or "
+                "shifting outputs does not change it, so a thief cannot hide behind them. "
+                "Compared with independent models only.",
+                calibrated_only=True,
+            ),
+            TestInfo(
+                "knn-overlap",
+                "similarity",
+                "Which training images does each model put next to each other? For every image "
+                "this counts how many of its 10 nearest neighbours the suspect shares with the "
+                "victim, against independent models; free transformations of the outputs do "
+                "not change neighbours.",
+                _PAIRED,
+                power="one-sample",
+            ),
+        ),
+    ),
+    "noise": Group(
+        noise,
+        (
+            TestInfo(
+                "noise-sensitivity",
+                "noise",
+                "A copy trained on the victim's outputs tends to react less to tiny changes of "
+                "the victim's training images than the victim itself. This compares how much "
+                "the outputs move under small noise.",
+                _NOISE_ARRAYS,
+                power="one-sample",
+            ),
+        ),
+    ),
+}
+
+TEST_INFO: dict[str, TestInfo] = {t.name: t for g in GROUPS.values() for t in g.tests}
+"""Every test by name, in table order."""

@@ -12,19 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.manifest import environment
-from sleuth.models import Encoder, load_encoder, load_owner_key
+from sleuth.models import Encoder, OwnerKey, load_encoder, load_owner_key
+from sleuth.models.zoo import zoo_members
 from sleuth.verify.challenge import (
+    Challenge,
     ChallengeSettings,
     build_challenge,
     check_challenge,
     read_answers,
     read_challenge_key,
 )
-from sleuth.verify.evidence import TESTS, Owner
+from sleuth.verify.evidence import GROUPS, TEST_INFO, Owner
 from sleuth.verify.verdict import (
     MIN_REFERENCES,
     Decision,
@@ -45,8 +48,9 @@ class VictimReport:
     verdict: str
     reason: str
     decisions: list[Decision]
-    queries: int  # images in this victim's challenge (what a black-box suspect is asked)
+    queries: int  # images of this victim's challenge the verdict used (the suspect's queries)
     owner_key_digest: str = ""
+    looks: list[dict[str, Any]] = field(default_factory=list)  # sequential mode: every round
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class VictimReport:
             "verdict": self.verdict,
             "reason": self.reason,
             "queries": self.queries,
+            "looks": self.looks,
             "tests": [d.to_dict() for d in self.decisions],
         }
 
@@ -74,9 +79,15 @@ class VerifyResult:
     seconds: float
     suspect_file: str = ""  # absolute path of the file hashed: encoder file or answers
     challenge_key_digest: str | None = None  # black-box: the investigator's challenge key
+    budget: int | None = None  # sequential mode: the most queries the suspect could be asked
     inputs: dict[str, Any] = field(default_factory=dict)  # run_verify's arguments, to re-run
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def queries_used(self) -> int:
+        """Images the suspect had to answer for these verdicts, over all victims."""
+        return sum(v.queries for v in self.victims)
 
     @property
     def verdict(self) -> str:
@@ -99,6 +110,8 @@ class VerifyResult:
             "settings": asdict(self.settings),
             "tests": self.tests,
             "victims": [v.to_dict() for v in self.victims],
+            "queries_used": self.queries_used,
+            "budget": self.budget,
             "seconds": round(self.seconds, 3),
             "inputs": self.inputs,
             "command": self.command,
@@ -133,6 +146,19 @@ def _load_model(path: str, arch: str | None = None) -> Encoder:
     return load_encoder(_encoder_file(path), arch=arch)
 
 
+def expand_references(references: Sequence[str]) -> list[str]:
+    """Each reference as given, with a zoo folder (``sleuth references``) standing for all of
+    its members, in the zoo's order; the same model named twice is refused."""
+    expanded: list[str] = []
+    for ref in references:
+        members = zoo_members(ref)
+        expanded += [str(m) for m in members] if members is not None else [ref]
+    files = [_encoder_file(r) for r in expanded]
+    if len(set(files)) != len(files):
+        raise SleuthError("the same reference is given twice (directly or through a zoo)")
+    return expanded
+
+
 def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
     """Indices of the references to calibrate against: those of the suspect's architecture when
     there are at least ``MIN_REFERENCES`` of them (the null is "an independent model like this
@@ -144,12 +170,41 @@ def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
     return list(range(len(refs)))
 
 
-def _decide(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], tests, alpha) -> list[Decision]:
+def owner_for(victim: Encoder, key: OwnerKey, images) -> Owner:
+    """The victim's answers to a challenge's images, with its private heads."""
+    return Owner(
+        reps=victim.represent(images).numpy(),
+        predictor=key.augmentation_predictor() if key.predictor is not None else None,
+        head=key.projection_head(),
+        n_classes=int(key.predictor["n_classes"]) if key.predictor is not None else 2,
+    )
+
+
+def decide(
+    owner: Owner,
+    ch: Challenge,
+    suspect: np.ndarray,
+    refs: list[np.ndarray],
+    tests: Sequence[str],
+    alpha: float,
+) -> list[Decision]:
+    """Every chosen test of one suspect's answers, each reference scored the same way against
+    the others; calibrated, not yet adjusted (``adjust`` runs over all victims).
+
+    The statistics are many small matrix operations (a 128 × 128 SVD per model pair), which
+    multi-threaded BLAS runs far slower than one thread does (measured: 144 ms against 6 ms for
+    that SVD on 2 busy cores), so BLAS runs single-threaded here."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _decide(owner, ch, suspect, refs, tests, alpha)
+
+
+def _decide(owner, ch, suspect, refs, tests, alpha) -> list[Decision]:
     decisions = []
     for name in tests:
-        results = TESTS[name](owner, ch, suspect, refs)
+        fn = GROUPS[name].fn
+        results = fn(owner, ch, suspect, refs)
         ref_results = [
-            {r.name: r for r in TESTS[name](owner, ch, ref, refs[:j] + refs[j + 1 :])}
+            {r.name: r for r in fn(owner, ch, ref, refs[:j] + refs[j + 1 :])}
             for j, ref in enumerate(refs)
         ]
         for res in results:
@@ -158,8 +213,87 @@ def _decide(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], tests, alpha
                 for rr in ref_results
                 if res.name in rr and rr[res.name].valid and np.isfinite(rr[res.name].score)
             ]
-            decisions.append(calibrate_decision(res, scores, alpha))
+            decisions.append(calibrate_decision(res, scores, alpha, TEST_INFO[res.name]))
     return decisions
+
+
+FIRST_LOOK = 10  # samples in the first round of a sequential verification
+
+
+def _asked(*challenges: Challenge) -> int:
+    """Distinct images asked over several rounds of one challenge."""
+    roles = [
+        v for c in challenges for k, v in c.roles.items() if k not in ("di_private", "di_public")
+    ]
+    return len(np.unique(np.concatenate(roles)))
+
+
+def looks_for(ch: Challenge, budget: int) -> list[tuple[Challenge, bool]]:
+    """The rounds of a sequential verification, nested prefixes of ``ch`` within ``budget``
+    queries in all: lean rounds of 10, 20, 40, ... samples (private and public images only),
+    the last of them as large as the budget allows; then, if the budget still allows, one full
+    round (every role: watermark, dataset inference, noise) as large as fits. Each round comes
+    with whether it is lean."""
+    full = len(ch.roles["private"])
+    first = ch.prefix(min(FIRST_LOOK, full), lean=True)
+    if first.queries > budget:
+        raise SleuthError(f"--budget {budget} is too small: the first round asks {first.queries}")
+    rounds = [first]
+    n = len(first.roles["private"])
+    while n < full:
+        nxt = min(2 * n, full, budget // 2)
+        if nxt <= n:
+            break
+        rounds.append(ch.prefix(nxt, lean=True))
+        n = nxt
+    lo, hi = 0, full  # the largest full round that fits beside the lean ones
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _asked(*rounds, ch.prefix(mid)) <= budget else (lo, mid - 1)
+    looks = [(r, True) for r in rounds]
+    if lo >= FIRST_LOOK:
+        looks.append((ch.prefix(lo), False))
+    return looks
+
+
+def sequential(
+    owner: Owner,
+    ch: Challenge,
+    suspect: np.ndarray,
+    refs: list[np.ndarray],
+    tests: Sequence[str],
+    alpha: float,
+    budget: int,
+) -> tuple[list[Decision], int, list[dict[str, Any]]]:
+    """Verify in rounds (``looks_for``), stopping at the first ``stolen``.
+
+    Each of the R rounds is judged at alpha / R (Bonferroni over the looks), so the chance of
+    accusing an independent model at *any* round is at most alpha whatever the stopping time and
+    however the rounds depend on each other. Returns the deciding round's decisions (adjusted),
+    the distinct images asked up to it, and a record of every round."""
+    looks = looks_for(ch, budget)
+    rounds = [sub for sub, _ in looks]
+    level = alpha / len(rounds)
+    record: list[dict[str, Any]] = []
+    for r, (sub, lean) in enumerate(looks):
+        decisions = decide(owner, sub, suspect, refs, tests, level)
+        adjust(decisions, level)
+        label, _ = verdict(decisions)
+        counted = [d.p_adjusted for d in decisions if d.counted]
+        asked = _asked(*rounds[: r + 1])
+        record.append(
+            {
+                "samples": len(sub.roles["private"]),
+                "lean": lean,
+                "queries": asked,
+                "alpha": level,
+                "verdict": label,
+                "smallest_p_adjusted": min(counted) if counted else None,
+            }
+        )
+        if label == "stolen":
+            break
+    return decisions, asked, record
 
 
 def run_verify(
@@ -174,6 +308,7 @@ def run_verify(
     alpha: float = 0.01,
     settings: ChallengeSettings | None = None,
     progress: Progress | None = None,
+    budget: int | None = None,
 ) -> VerifyResult:
     """Verify a white-box (``suspect``) or black-box (``suspect_reps``) suspect."""
     start = time.perf_counter()
@@ -188,6 +323,7 @@ def run_verify(
         "tests": list(tests) if tests is not None else None,
         "alpha": alpha,
         "settings": asdict(settings),
+        "budget": budget,
     }
     say = progress or (lambda _msg: None)
     if (suspect is None) == (suspect_reps is None):
@@ -206,10 +342,16 @@ def run_verify(
         raise SleuthError("give at least one --victim folder")
     if not 0 < alpha < 1:
         raise SleuthError(f"--alpha must be in (0, 1), got {alpha}")
-    chosen = list(tests or TESTS)
-    unknown = [t for t in chosen if t not in TESTS]
+    if budget is not None and len(victims) != 1:
+        raise SleuthError("--budget verifies against one --victim at a time")
+    if budget is not None and budget < 1:
+        raise SleuthError(f"--budget must be a positive number of queries, got {budget}")
+    chosen = list(tests or GROUPS)
+    unknown = [t for t in chosen if t not in GROUPS]
     if unknown:
-        raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(TESTS)})")
+        raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(GROUPS)})")
+    references = expand_references(references)
+    inputs["references"] = [_absolute(r) for r in references]
     suspect_file = _encoder_file(suspect) if suspect is not None else Path(suspect_reps).resolve()
     suspect_model = _load_model(suspect, arch) if suspect is not None else None
     ref_models = [_load_model(r) for r in references]
@@ -229,15 +371,17 @@ def run_verify(
             suspect_out = suspect_model.represent(ch.images).numpy()
         else:
             suspect_out = read_answers(suspect_reps, len(ch.images))
-        owner = Owner(
-            reps=victim_model.represent(ch.images).numpy(),
-            predictor=key.augmentation_predictor() if key.predictor is not None else None,
-            head=key.projection_head(),
-            n_classes=int(key.predictor["n_classes"]) if key.predictor is not None else 2,
-        )
+        owner = owner_for(victim_model, key, ch.images)
         refs = [m.represent(ch.images).numpy() for m in ref_models]
         say("tests")
-        decisions = _decide(owner, ch, suspect_out, refs, chosen, alpha)
+        looks: list[dict[str, Any]] = []
+        queries = ch.queries
+        if budget is None:
+            decisions = decide(owner, ch, suspect_out, refs, chosen, alpha)
+        else:
+            decisions, queries, looks = sequential(
+                owner, ch, suspect_out, refs, chosen, alpha, budget
+            )
         all_decisions += decisions
         reports.append(
             VictimReport(
@@ -246,11 +390,13 @@ def run_verify(
                 "",
                 "",
                 decisions,
-                len(ch.images),
+                queries,
                 owner_key_digest=sha256_file(key_file),
+                looks=looks,
             )
         )
-    adjust(all_decisions, alpha)
+    if budget is None:
+        adjust(all_decisions, alpha)
     for report in reports:
         report.verdict, report.reason = verdict(report.decisions)
     return VerifyResult(
@@ -273,4 +419,5 @@ def run_verify(
         seconds=time.perf_counter() - start,
         challenge_key_digest=sha256_file(challenge_key) if challenge_key else None,
         inputs=inputs,
+        budget=budget,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -308,7 +309,7 @@ def dataset_inference_gmm(
     )
 
 
-# --- representation distance (000 App. E.3, Table 18) and alignment -----------------------------
+# --- representation distance (000 App. E.3, Table 18), alignment and similarity -----------------
 
 
 def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -323,7 +324,7 @@ def pairwise_distances(victim: np.ndarray, suspect: np.ndarray) -> dict[str, np.
 
     Returns ``{"l2": ‖v_i − s_i‖₂, "cosine": 1 − cos(v_i, s_i)}`` (a zero row has cosine
     distance 1). Raw distances only mean something in one shared coordinate system: shapes must
-    match, else ``ValueError`` (use :func:`procrustes_alignment` or :func:`linear_cka` instead).
+    match, else ``ValueError`` (map one model onto the other first with :func:`fit_alignment`).
     """
     v, s = _matrix(victim, "victim"), _matrix(suspect, "suspect")
     if v.shape != s.shape:
@@ -331,71 +332,82 @@ def pairwise_distances(victim: np.ndarray, suspect: np.ndarray) -> dict[str, np.
     return {"l2": np.linalg.norm(v - s, axis=1), "cosine": 1.0 - _row_cosine(v, s)}
 
 
-def _embedding(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares isometric embedding of the narrower ``a`` into ``b``'s wider space: W with
-    orthonormal rows maximising tr(Wᵀ aᵀ b), from the SVD aᵀ b = U Σ Vᵀ as W = U Vᵀ. Because
-    ‖a W‖ = ‖a‖ for such W, this is also the least-squares fit. Returns (W, sum of Σ)."""
-    u, sv, vt = np.linalg.svd(a.T @ b, full_matrices=False)
-    return u @ vt, float(sv.sum())
+@dataclass(frozen=True)
+class Alignment:
+    """The map x ↦ scale · (x − src_mean) @ rotation + dst_mean fitted by :func:`fit_alignment`."""
+
+    rotation: np.ndarray  # (d_src, d_dst), orthonormal rows
+    scale: float
+    src_mean: np.ndarray
+    dst_mean: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.scale * (np.asarray(x, np.float64) - self.src_mean) @ self.rotation + (
+            self.dst_mean
+        )
 
 
-def procrustes_alignment(
-    victim_fit: np.ndarray,
-    suspect_fit: np.ndarray,
-    victim_eval: np.ndarray,
-    suspect_eval: np.ndarray,
-) -> tuple[float, np.ndarray]:
-    """Similarity of two representations up to the transformations a thief gets for free.
+def fit_alignment(src_fit: np.ndarray, dst_fit: np.ndarray) -> Alignment:
+    """Undo what a thief can do to his outputs for free: a shift, a rotation (or permutation, or
+    reflection) and a global scale, fitted by least squares on the same images seen by two models.
 
-    A thief can translate, rotate and rescale his outputs without changing what they are worth.
-    On the *fit* rows (public images) both models are centred (each by its own fit mean) and an
-    orthogonal map R plus one global scale s from suspect to victim is fitted by least squares
-    (``scipy.linalg.orthogonal_procrustes``). The map is applied to the *eval* rows (private
-    images, centred by the fit means) and the per-row cosine similarity between the aligned
-    suspect rows and the centred victim rows is returned with its mean: ``(mean, per_row)``.
-    The scale does not change a cosine; it is fitted so the aligned rows are the Procrustes
-    solution. Fitting on public and scoring on private rows keeps the fit from flattering itself.
+    Both sides are centred on their own mean over the fit rows; the rotation is the orthogonal
+    Procrustes solution (``scipy.linalg.orthogonal_procrustes``), or, when the source is narrower
+    than the destination, the isometric embedding W = U Vᵀ from the SVD of the cross-covariance
+    (orthonormal rows, exact least squares: nothing is stretched and nothing discarded). The scale
+    is Σσ / ‖src‖², which makes the fitted map the least-squares similarity transform.
 
-    Different dims: the narrower model is embedded isometrically (a semi-orthogonal map with
-    orthonormal rows, W = U Vᵀ from the SVD of the cross-covariance; exact least squares) into the
-    wider model's space and the cosine is taken there: suspect into victim space when the suspect
-    is narrower, victim into suspect space when it is wider. Nothing is stretched and nothing is
-    discarded, so the wider model's extra dimensions count as disagreement: a thief who pads his
-    outputs with junk dimensions looks less similar (a miss, never a false accusation). We do not
-    instead project the wider model onto its best-matching subspace: choosing that subspace on the
-    fit rows is extra freedom that would flatter independent encoders. Compare such suspects with
-    references of the same dims (the calibration does).
-
-    Deliberately NOT a general linear map: measured while planning, a fitted linear map
-    (R² ≈ 0.95) made independent SimCLR encoders look as close to the victim as stolen copies,
-    whereas orthogonal Procrustes kept stolen copies (≈ 0.98) apart from independent encoders
-    (≤ 0.88).
+    A source wider than its destination is refused (``ValueError``): projecting it onto its
+    best-matching subspace is extra freedom that would flatter independent encoders, so callers
+    map the narrower model into the wider one instead. Deliberately NOT a general linear map:
+    measured while planning, a fitted linear map (R² ≈ 0.95) made independent SimCLR encoders look
+    as close to the victim as stolen copies, whereas orthogonal maps kept stolen copies (≈ 0.98
+    cosine) apart from independent encoders (≤ 0.88). Fit on rows other than those you score.
     """
-    vf, sf = _matrix(victim_fit, "victim_fit"), _matrix(suspect_fit, "suspect_fit")
-    ve, se = _matrix(victim_eval, "victim_eval"), _matrix(suspect_eval, "suspect_eval")
-    if len(vf) != len(sf) or len(ve) != len(se):
-        raise ValueError("victim and suspect must have the same rows (images) in fit and eval")
-    if vf.shape[1] != ve.shape[1] or sf.shape[1] != se.shape[1]:
-        raise ValueError("fit and eval rows of one model must have the same dims")
-    if len(vf) < 2:
-        raise ValueError("need at least two fit rows")
-    v_mean, s_mean = vf.mean(axis=0), sf.mean(axis=0)
-    s_fit, v_fit = sf - s_mean, vf - v_mean
-    s_eval, v_eval = se - s_mean, ve - v_mean
-    if s_fit.shape[1] == v_fit.shape[1]:
-        rot, sv_sum = linalg.orthogonal_procrustes(s_fit, v_fit)
-    elif s_fit.shape[1] < v_fit.shape[1]:
-        rot, sv_sum = _embedding(s_fit, v_fit)
-    else:  # suspect wider: embed the victim into the suspect's space instead
-        rot, sv_sum = _embedding(v_fit, s_fit)
-        norm2 = float((v_fit**2).sum())
-        aligned = (sv_sum / norm2 if norm2 > 0 else 1.0) * v_eval @ rot
-        per_row = _row_cosine(s_eval, aligned)
-        return float(per_row.mean()), per_row
-    norm2 = float((s_fit**2).sum())
-    aligned = (sv_sum / norm2 if norm2 > 0 else 1.0) * s_eval @ rot
-    per_row = _row_cosine(aligned, v_eval)
-    return float(per_row.mean()), per_row
+    src, dst = _matrix(src_fit, "src_fit"), _matrix(dst_fit, "dst_fit")
+    if len(src) != len(dst) or len(src) < 2:
+        raise ValueError(f"need the same rows (at least 2) on both sides: {len(src)}, {len(dst)}")
+    if src.shape[1] > dst.shape[1]:
+        raise ValueError(
+            f"source wider than destination ({src.shape[1]} > {dst.shape[1]}): map the narrower "
+            "model into the wider one"
+        )
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - src_mean, dst - dst_mean
+    if a.shape[1] == b.shape[1]:
+        rotation, sv_sum = linalg.orthogonal_procrustes(a, b)
+    else:
+        u, sv, vt = np.linalg.svd(a.T @ b, full_matrices=False)
+        rotation, sv_sum = u @ vt, float(sv.sum())
+    norm2 = float((a**2).sum())
+    return Alignment(rotation, sv_sum / norm2 if norm2 > 0 else 1.0, src_mean, dst_mean)
+
+
+def knn_overlap(x: np.ndarray, y: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per row i, the share of its ``k`` nearest neighbours (cosine similarity among the other
+    rows, each model centred on its own mean over these rows) that two representations agree on.
+
+    Invariant to everything a thief does to his outputs for free (a shift, a rotation or
+    permutation, a global scale) and robust to small output noise, because it only reads which
+    images each model puts next to each other. Works for different dims. 1 for identical
+    neighbourhoods; about k / (n − 1) for unrelated ones.
+    """
+    a, b = _matrix(x, "x"), _matrix(y, "y")
+    if len(a) != len(b):
+        raise ValueError(f"x and y need the same rows, got {len(a)} and {len(b)}")
+    if not 1 <= k < len(a):
+        raise ValueError(f"k must be in [1, rows), got {k} for {len(a)} rows")
+
+    def neighbours(m: np.ndarray) -> np.ndarray:
+        m = m - m.mean(axis=0)
+        m = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), _EPS)
+        sim = m @ m.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argpartition(-sim, k - 1, axis=1)[:, :k]
+
+    na, nb = neighbours(a), neighbours(b)
+    hits = (na[:, :, None] == nb[:, None, :]).any(axis=2).sum(axis=1)
+    return hits / k
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -432,8 +444,8 @@ def distance_test(
     """Is the suspect closer to the victim than independent encoders are, image by image?
 
     ``suspect_per_sample[i]`` is a per-image value for the suspect (e.g. its ℓ2 distance to the
-    victim on private image i, ``direction=-1``: smaller is more suspicious; or its cosine
-    similarity after Procrustes alignment, ``direction=+1``); ``reference_per_sample`` holds the
+    victim on private image i, ``direction=-1``: smaller is more suspicious; or the share of its
+    nearest neighbours shared with the victim, ``direction=+1``); ``reference_per_sample`` holds the
     same value for each independent reference encoder on the SAME images. The images are shared,
     so the test is paired: differences d_i = suspect_i − mean over references of reference_i.
 
@@ -449,7 +461,7 @@ def distance_test(
     suspect look close), so on its own it overstates the evidence. The between-model variation is
     handled separately by :func:`calibrate` on the scores, and the verdict requires both.
     Invalid without references, with fewer than 10 images, or non-finite values.
-    ``family`` lets the alignment test report under its own family of evidence.
+    ``family`` lets another test (nearest-neighbour overlap) report under its own family.
     """
     _check_direction(direction)
     s = _vector(suspect_per_sample, "suspect_per_sample")
@@ -499,9 +511,9 @@ def noise_spreads(clean: np.ndarray, noisy: np.ndarray, *, relative: bool = True
     Two different networks' spreads live on different scales: a network with representations ten
     times longer has spreads ten times larger, so the paper's raw comparison can fail (or
     succeed) for reasons unrelated to stealing. ``relative=True`` (the default) divides by the
-    mean ‖f(x_i)‖ of this model's clean representations, which makes the spreads scale-free;
-    ``relative=False`` is the paper's raw quantity. Which one separates stolen from independent
-    encoders better is to be measured.
+    root-mean-square distance of this model's clean representations from their mean, which makes
+    the spreads free of scale and shift (a thief's free output transformations);
+    ``relative=False`` is the paper's raw quantity.
     """
     c = np.asarray(clean, dtype=np.float64)
     z = np.asarray(noisy, dtype=np.float64)
@@ -511,9 +523,9 @@ def noise_spreads(clean: np.ndarray, noisy: np.ndarray, *, relative: bool = True
         raise ValueError("need at least two noise draws per point")
     spread = np.linalg.norm(z - c[:, None, :], axis=2).std(axis=1, ddof=1)
     if relative:
-        scale = float(np.linalg.norm(c, axis=1).mean())
+        scale = float(np.sqrt(((c - c.mean(axis=0)) ** 2).sum(axis=1).mean()))
         if not scale > 0:
-            raise ValueError("clean representations are all zero: relative spreads are undefined")
+            raise ValueError("clean representations do not vary: relative spreads are undefined")
         spread = spread / scale
     return spread
 
@@ -604,6 +616,43 @@ def calibrate(
         return p_emp, p_emp
     t = direction * (score - float(refs.mean())) / (sd * math.sqrt(1 + 1 / k))
     return p_emp, float(stats.t.sf(t, k - 1))
+
+
+def typicality(score: float, reference_scores: Sequence[float]) -> float:
+    """Is the suspect's score where an independent encoder's would be? A two-sided
+    prediction-interval p-value: evidence *for* independence needs the suspect among the
+    references, not merely "not more suspicious" (a copy may be atypical in the other direction:
+    measured, a symmetrized copy sat 88 reference sds *less* aligned with the victim than any
+    independent encoder, and was cleared by the one-sided rule).
+
+    H0: the suspect is one more independent encoder (scores normal, as in :func:`calibrate`);
+    small p: it is unlike every reference, in either direction. With k references, the statistic
+    (score − m) / (s·sqrt(1 + 1/k)) is Student's t on k − 1 degrees of freedom under H0.
+    NaN with fewer than 3 finite references or a non-finite score; when the references do not
+    vary, 1 if the score equals theirs and 0 otherwise.
+    """
+    refs = np.asarray([r for r in reference_scores if math.isfinite(r)], dtype=np.float64)
+    k = len(refs)
+    if not math.isfinite(score) or k < 3:
+        return float("nan")
+    sd = float(refs.std(ddof=1))
+    if sd == 0:
+        return 1.0 if score == float(refs[0]) else 0.0
+    t = abs(score - float(refs.mean())) / (sd * math.sqrt(1 + 1 / k))
+    return float(min(1.0, 2 * stats.t.sf(t, k - 1)))
+
+
+def detectable_shift(k: int, level: float) -> float:
+    """How far (in the references' standard deviations) a suspect's score must sit from their
+    mean for the one-sided prediction-interval p of :func:`calibrate` to fall below ``level``
+    with ``k`` references: t⁻¹(1 − level; k − 1) · sqrt(1 + 1/k). The smaller, the more power;
+    with 3 references and level 0.001 it is 26 sds, with 20 it is 3.7. Infinite for k < 3.
+    """
+    if k < 3:
+        return math.inf
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return float(stats.t.isf(level, k - 1) * math.sqrt(1 + 1 / k))
 
 
 def power_and_n(

@@ -2,18 +2,21 @@
 
 The rule (docs/verification.md gives the reasoning):
 
-1. A test counts only if it ran and its assumptions held (``valid``).
+1. A test counts only if it ran, its assumptions held (``valid``) and the registry counts it (a
+   second view of the same trials, such as the watermark's t-test beside its binomial test, is
+   shown but never enters the correction twice).
 2. With at least ``MIN_REFERENCES`` independent references, a test's decision p-value is the larger
    of its analytic p-value and its reference-calibrated p-value (an intersection-union test: the
-   suspect must beat the test's own null *and* look unlike every independently trained encoder).
-   Tests whose only meaningful null is "like the references" (distances, alignment, noise) cannot
-   count without references.
+   suspect must beat the test's own null *and* look unlike every independently trained encoder);
+   a test with no analytic null (CKA) uses the calibrated p. Tests whose only meaningful null is
+   "like the references" count only with references.
 3. Holm's correction runs over every counted test of every victim checked in one run, at ``alpha``.
-4. ``stolen`` when rejections come from at least two families of evidence (watermark,
-   dataset inference, distance, alignment, noise): no verdict rests on one kind of evidence that
-   a careful thief could switch off. ``not_stolen`` when at least two families were counted and
-   no test rejects even at the looser family-wise level ``CLEAR`` (0.05): a suspect with some
-   evidence against it is not cleared. Anything else is ``inconclusive``.
+4. ``stolen`` when rejections come from at least two families of evidence: no verdict rests on
+   one kind of evidence that a careful thief could switch off. ``not_stolen`` only with evidence
+   of independence: nothing below the looser family-wise level ``CLEAR``, the suspect's score
+   typical of the references in every counted test (two-sided, so a copy that is *unlike* every
+   independent model is not cleared), and tests in two families that would have seen a copy.
+   Anything else is ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -25,30 +28,26 @@ from typing import Any
 from statsmodels.stats.multitest import multipletests
 
 from sleuth.verify import stats
+from sleuth.verify.evidence import TestInfo
 from sleuth.verify.result import TestResult, finite_or_none
 
 MIN_REFERENCES = 3
 CLEAR = 0.05  # family-wise level below which evidence, even if not accusing, blocks clearing
-NEEDS_REFERENCES = frozenset({"distance", "alignment", "noise"})
-# Which statsmodels power model fits a test: one-sample/paired t or two-sample t.
-POWER_KIND = {
-    "watermark-ttest": "one-sample",
-    "di-head-loss": "two-sample",
-    "di-gmm": "two-sample",
-    "distance-l2": "one-sample",
-    "distance-cosine": "one-sample",
-    "procrustes": "one-sample",
-    "noise-sensitivity": "one-sample",
-}
+# A cleared suspect must have faced tests that would have seen a copy: in at least two families a
+# counted test must reject a score this many reference sds from the references' mean. The bench's
+# weakest caught copies sit at 20 or more sds in their strongest test (docs/verification.md).
+CLEAR_MAX_SHIFT = 10.0
 VERDICTS = ("stolen", "not_stolen", "inconclusive")
 DECISION_RULE = (
-    "A test counts if it ran and its assumptions held. With at least "
-    f"{MIN_REFERENCES} independent references "
-    "its p-value is the larger of its analytic p and its reference-calibrated p (distance, "
-    "alignment and noise tests count only with references). Holm's correction runs over every "
-    "counted test of every victim at alpha. stolen: rejections from at least two families of "
-    f"evidence; not_stolen: at least two families counted and no adjusted p below {CLEAR}; "
-    "otherwise inconclusive."
+    "A test counts if it ran, its assumptions held and it is not a duplicate of another test's "
+    f"evidence. With at least {MIN_REFERENCES} independent references its p-value is the larger "
+    "of its analytic p and its reference-calibrated p (tests without an analytic null use the "
+    "calibrated p; tests whose only meaningful null is the references count only with them). "
+    "Holm's correction runs over every counted test of every victim at alpha. stolen: "
+    "rejections from at least two families of evidence. not_stolen: no adjusted p below "
+    f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
+    f"Holm at {CLEAR}), and in at least two families a test that would have rejected a score "
+    f"{CLEAR_MAX_SHIFT:g} reference standard deviations away. Otherwise inconclusive."
 )
 
 
@@ -60,10 +59,13 @@ class Decision:
     reference_scores: list[float] = field(default_factory=list)
     p_empirical: float | None = None
     p_reference: float | None = None
+    p_typical: float | None = None  # two-sided: is the suspect among the references?
+    shift_needed: float | None = None  # reference sds from their mean that would reject
     counted: bool = False
     p_decision: float = 1.0
     p_adjusted: float = float("nan")
     rejected: bool = False
+    atypical: bool = False
     power: float | None = None
     n_for_power: int | None = None
     why: str = ""
@@ -75,17 +77,22 @@ class Decision:
             "reference_scores": [num(s) for s in self.reference_scores],
             "p_empirical": num(self.p_empirical),
             "p_reference": num(self.p_reference),
+            "p_typical": num(self.p_typical),
+            "shift_needed": num(self.shift_needed),
             "counted": self.counted,
             "p_decision": num(self.p_decision),
             "p_adjusted": num(self.p_adjusted),
             "rejected": self.rejected,
+            "atypical": self.atypical,
             "power": num(self.power),
             "n_for_power_0.8": self.n_for_power,
             "why": self.why,
         }
 
 
-def calibrate_decision(result: TestResult, reference_scores: list[float], alpha: float) -> Decision:
+def calibrate_decision(
+    result: TestResult, reference_scores: list[float], alpha: float, info: TestInfo
+) -> Decision:
     """Place the suspect among references and choose the p-value that enters Holm."""
     d = Decision(result, reference_scores)
     k = len(reference_scores)
@@ -93,38 +100,53 @@ def calibrate_decision(result: TestResult, reference_scores: list[float], alpha:
         d.p_empirical, d.p_reference = stats.calibrate(
             result.score, reference_scores, result.direction
         )
+        d.p_typical = stats.typicality(result.score, reference_scores)
+    calibrated = k >= MIN_REFERENCES and d.p_reference is not None and math.isfinite(d.p_reference)
     if not result.valid:
         d.why = f"not counted: {result.note}"
-    elif k >= MIN_REFERENCES and d.p_reference is not None and not math.isnan(d.p_reference):
-        d.counted, d.p_decision = True, max(result.p_value, d.p_reference)
-    elif result.family in NEEDS_REFERENCES:
+    elif not info.counted:
+        d.why = "shown, not counted: the same evidence as another counted test"
+    elif calibrated:
+        d.counted = True
+        d.p_decision = d.p_reference if info.calibrated_only else max(result.p_value, d.p_reference)
+    elif info.needs_references:
         d.why = f"not counted: needs at least {MIN_REFERENCES} independent references"
     else:
         d.counted, d.p_decision = True, result.p_value
         d.why = "no references: analytic null only"
-    kind = POWER_KIND.get(result.name)
-    if kind and result.valid and result.n > 1 and math.isfinite(result.statistic):
-        # standardised effect towards stealing, recovered from the t statistic
-        t = result.direction * result.statistic
-        effect = t / math.sqrt(result.n if kind == "one-sample" else result.n / 2)
-        d.power, d.n_for_power = stats.power_and_n(effect, result.n, alpha, kind)
+    if info.power and result.valid and result.n > 1 and math.isfinite(result.statistic):
+        if info.name.startswith("watermark"):  # z of the binomial proportion vs chance
+            effect = result.effect / math.sqrt(max(result.score * (1 - result.score), 1e-12))
+        else:  # standardised effect towards stealing, recovered from the t statistic
+            t = result.direction * result.statistic
+            effect = t / math.sqrt(result.n if info.power == "one-sample" else result.n / 2)
+        d.power, d.n_for_power = stats.power_and_n(effect, result.n, alpha, info.power)
     return d
 
 
 def adjust(decisions: list[Decision], alpha: float) -> None:
-    """Holm over every counted decision (all tests, all victims), in place."""
+    """Holm over every counted decision (all tests, all victims), in place; then, per decision,
+    how far from the references a score would have to be to reject (at Holm's first step) and,
+    with Holm at ``CLEAR`` over the two-sided typicality p-values, whether it is atypical."""
     counted = [d for d in decisions if d.counted]
     if not counted:
         return
     reject, adjusted, _, _ = multipletests([d.p_decision for d in counted], alpha, method="holm")
     for d, r, p in zip(counted, reject, adjusted, strict=True):
         d.rejected, d.p_adjusted = bool(r), float(p)
+    for d in counted:
+        k = sum(math.isfinite(s) for s in d.reference_scores)
+        d.shift_needed = stats.detectable_shift(k, alpha / len(counted))
+    typical = [d for d in counted if d.p_typical is not None and math.isfinite(d.p_typical)]
+    if typical:
+        atypical = multipletests([d.p_typical for d in typical], CLEAR, method="holm")[0]
+        for d, a in zip(typical, atypical, strict=True):
+            d.atypical = bool(a)
 
 
 def verdict(decisions: list[Decision]) -> tuple[str, str]:
     """The verdict for one victim from its (already adjusted) decisions, and why."""
     counted = [d for d in decisions if d.counted]
-    families = {d.result.family for d in counted}
     rejecting = sorted({d.result.family for d in counted if d.rejected})
     if len(rejecting) >= 2:
         return "stolen", f"independent evidence from {', '.join(rejecting)}"
@@ -138,6 +160,23 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
             f"no test rejects at the chosen level, but {', '.join(suggestive)} would at "
             f"{CLEAR}: not enough to accuse, too much to clear"
         )
-    if len(families) >= 2:
-        return "not_stolen", f"no test rejects ({len(counted)} tests in {len(families)} families)"
-    return "inconclusive", "too few valid tests to clear the suspect"
+    atypical = [d.result.name for d in counted if d.atypical]
+    if atypical:
+        return "inconclusive", (
+            f"nothing accuses, but the suspect is unlike every independent reference in "
+            f"{', '.join(atypical)}: no evidence of independence"
+        )
+    powered = {
+        d.result.family
+        for d in counted
+        if d.shift_needed is not None and d.shift_needed <= CLEAR_MAX_SHIFT
+    }
+    if len(powered) >= 2:
+        return "not_stolen", (
+            f"no test rejects and the suspect is typical of the references in all "
+            f"{len(counted)} tests ({len(powered)} families with the power to see a copy)"
+        )
+    return "inconclusive", (
+        "too few references or valid tests to clear the suspect: fewer than two families could "
+        f"have rejected a score {CLEAR_MAX_SHIFT:g} reference sds away"
+    )

@@ -1,0 +1,115 @@
+"""``sleuth references``: a zoo of independent encoders to calibrate verifications against.
+
+The verdict places a suspect among encoders trained without the victim; the more of them, the
+narrower the null (a prediction interval on k − 1 degrees of freedom) and the larger the margin a
+clear copy gets. The zoo trains them by the victim's own recipe (read from its owner key) with
+other seeds, unwatermarked, and optionally a few watermarked "other owners" (the harder null:
+rotation-aware encoders that were never the victim). Members are reused when already trained, so
+one zoo serves every suspect of a victim; ``zoo.json`` lists them with their seeds and digests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sleuth.embed.config import EmbedConfig
+from sleuth.embed.run import ENCODER_NAME, run_embed
+from sleuth.embed.trainer import Progress
+from sleuth.errors import SleuthError
+from sleuth.fileio import atomic_write_text, sha256_file
+from sleuth.models import load_owner_key
+from sleuth.models.zoo import ZOO_FILE, ZOO_FORMAT
+
+MAX_MEMBERS = 1000
+
+
+@dataclass(frozen=True)
+class ZooMember:
+    """One independent encoder of the zoo."""
+
+    name: str
+    seed: int
+    watermarked: bool
+    path: Path
+    reused: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "watermarked": self.watermarked,
+            "path": str(self.path),
+            "sha256": sha256_file(self.path / ENCODER_NAME),
+            "reused": self.reused,
+        }
+
+
+def victim_recipe(victim: str | Path) -> EmbedConfig:
+    """The training recipe recorded in a victim's owner key."""
+    key_file = Path(victim) / "owner-key.pt"
+    if not key_file.is_file():
+        raise SleuthError(f"--victim must be a folder with owner-key.pt: {victim}")
+    config = load_owner_key(key_file).config
+    if not config:
+        raise SleuthError(f"{key_file} records no training recipe (made by an older sleuth)")
+    return EmbedConfig.from_dict(config)
+
+
+def zoo_seeds(victim_seed: int, n: int, start: int) -> list[int]:
+    """``n`` seeds from ``start`` on, skipping the victim's: a member never shares its draws."""
+    seeds, s = [], start
+    while len(seeds) < n:
+        if s != victim_seed:
+            seeds.append(s)
+        s += 1
+    return seeds
+
+
+def build_zoo(
+    victim: str | Path,
+    out_dir: str | Path,
+    *,
+    n: int,
+    owners: int = 0,
+    seed_start: int = 1000,
+    epochs: int | None = None,
+    device: str = "auto",
+    say: Callable[[str], None] = lambda _msg: None,
+    progress: Progress | None = None,
+) -> list[ZooMember]:
+    """Train (or reuse) ``n`` unwatermarked and ``owners`` watermarked encoders by the victim's
+    recipe, seeds from ``seed_start`` on; write ``zoo.json``. Returns every member."""
+    if not 0 < n + owners <= MAX_MEMBERS or n < 0 or owners < 0:
+        raise SleuthError(f"--n and --owners must add up to 1..{MAX_MEMBERS}, got {n} + {owners}")
+    recipe = victim_recipe(victim)
+    if epochs is not None:
+        recipe = replace(recipe, epochs=epochs)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SleuthError(f"output path exists and is not a folder: {out}")
+    seeds = zoo_seeds(recipe.seed, n + owners, seed_start)
+    members = []
+    for i, seed in enumerate(seeds):
+        watermarked = i >= n
+        name = f"{'owner' if watermarked else 'ref'}-{seed}"
+        folder = out / name
+        reused = (folder / ENCODER_NAME).is_file()
+        if reused:
+            say(f"{name}: reusing {folder}")
+        else:
+            say(f"training {name} ({i + 1} of {len(seeds)})")
+            cfg = replace(recipe, seed=seed, watermark=watermarked)
+            run_embed(cfg, folder, force=True, device=device, progress=progress)
+        members.append(ZooMember(name, seed, watermarked, folder, reused))
+    record = {
+        "format": ZOO_FORMAT,
+        "victim": str(Path(victim).resolve()),
+        "recipe": recipe.to_dict(),
+        "members": [m.to_dict() for m in members],
+    }
+    atomic_write_text(out / ZOO_FILE, json.dumps(record, indent=2) + "\n")
+    return members
