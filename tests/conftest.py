@@ -47,7 +47,16 @@ def zoo(tmp_path_factory):
     x, y = synthetic_images(n=300, seed=3)
     np.savez(root / "data.npz", x=x, y=y)
     spec = f"npz:{root / 'data.npz'}"
-    base = dict(data=spec, epochs=8, batch_size=32, lr=3e-3, rep_dim=16, wm_fraction=0.5)
+    # explicit intervals: the default draws a secret per owner, and these tests must reproduce
+    base = dict(
+        data=spec,
+        epochs=8,
+        batch_size=32,
+        lr=3e-3,
+        rep_dim=16,
+        wm_fraction=0.5,
+        wm_intervals="half",
+    )
     for name, kw in {
         "victim": {},
         "victim2": {"seed": 7},

@@ -1,5 +1,6 @@
-"""sleuth demo end to end on tiny synthetic data: every stage runs, the independent encoder is
-cleared and the copy is not, the reports check, and --resume reuses every model."""
+"""sleuth demo end to end on tiny synthetic data: every stage runs, the copy is found stolen
+and the independent encoder is not accused, the reports check, and --resume reuses every
+model."""
 
 import numpy as np
 import pytest
@@ -22,39 +23,50 @@ def plan(tmp_path_factory, make_images):
     spec = f"npz:{root / 'data.npz'}"
     return DemoPlan(
         recipe=EmbedConfig(
-            data=spec, epochs=8, batch_size=32, lr=3e-3, rep_dim=16, wm_fraction=0.5
+            data=spec,
+            epochs=8,
+            batch_size=32,
+            lr=3e-3,
+            rep_dim=16,
+            wm_fraction=0.5,
+            wm_intervals="half",  # the default draws a secret per run: this test must reproduce
         ),
-        independent=4,
+        independent=6,
         losses=("mse",),
-        attack=StealConfig(data=spec, public_split=True, queries=150, epochs=40, lr=3e-3),
-        challenge=ChallengeSettings(samples=60, noise_points=20, noise_draws=5),
+        attack=StealConfig(
+            data=spec, public_split=True, queries=600, epochs=40, lr=3e-3, augment_queries=True
+        ),
+        challenge=ChallengeSettings(samples=100, noise_points=20, noise_draws=5),
     )
 
 
 def test_demo_tells_the_story_and_resume_reuses_every_model(plan, tmp_path):
     result = run_demo(tmp_path / "d", plan, device="cpu")
     by_name = {r.suspect: r for r in result.rows}
-    assert set(by_name) == {"stolen-mse", "independent-4"}
-    assert by_name["independent-4"].verdict == "not_stolen"
-    # 150 queries of tiny images do not carry the watermark over, so the copy may stay
-    # inconclusive here (one family); the full-size demo's `stolen` is measured in
-    # docs/benchmarks.md. It must never be cleared, and the distance evidence must show.
+    assert set(by_name) == {"stolen-mse", "independent-6"}
+    # a real copy (run_steal, 600 augmented queries of the victim's public images) is stolen,
+    # with evidence from two families
     copy = by_name["stolen-mse"]
-    assert copy.verdict in ("stolen", "inconclusive") and copy.strongest.startswith("distance")
+    assert copy.verdict == "stolen", copy.strongest
+    # the independent encoder is never accused. It is not cleared either at this toy scale: in
+    # 16 dimensions one seed of the six sits 3 reference sds closer to the victim in raw
+    # coordinates (distance-l2 adjusted p 0.01), and evidence below 0.05 blocks clearing by
+    # design; the full-size demo clears its independent encoder (docs/benchmarks.md)
+    assert by_name["independent-6"].verdict != "stolen"
     assert all(r.check == "ok" for r in result.rows)
-    assert result.ok == (copy.verdict == "stolen")
+    assert result.ok == (by_name["independent-6"].verdict == "not_stolen")
     # the independent encoder is calibrated against the others only, never against itself
-    inputs = read_statement(by_name["independent-4"].report)["predicate"]["inputs"]
-    assert len(inputs["references"]) == 3
-    assert not any(r.endswith("independent-4") for r in inputs["references"])
+    inputs = read_statement(by_name["independent-6"].report)["predicate"]["inputs"]
+    assert len(inputs["references"]) == 5
+    assert not any(r.endswith("independent-6") for r in inputs["references"])
     again = run_demo(tmp_path / "d", plan, device="cpu", resume=True)
     assert set(again.timings) == {"total"}  # nothing trained again
     assert [r.verdict for r in again.rows] == [r.verdict for r in result.rows]
 
 
 def test_demo_refuses_too_few_independent_encoders_and_a_busy_folder(plan, tmp_path):
-    with pytest.raises(SleuthError, match="at least 4"):
-        run_demo(tmp_path / "a", DemoPlan(independent=3))
+    with pytest.raises(SleuthError, match="at least 6"):
+        run_demo(tmp_path / "a", DemoPlan(independent=5))
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")

@@ -675,7 +675,7 @@ def verify(
     budget: Annotated[
         int | None,
         typer.Option(
-            help="Sequential mode: ask the suspect in rounds (10, 20, 40, ... samples, nested) within this many queries, and stop at the first round that finds it stolen; each round is judged at alpha / rounds, so the false-accusation rate holds whenever it stops. Default: one round of --samples."
+            help="Sequential mode: ask the suspect in rounds (10, 20, 40, ... samples, nested) within this many queries, and stop at the first round that finds it stolen; alpha is spent over the rounds in proportion to their samples, so the false-accusation rate holds whenever it stops. Default: one round of --samples."
         ),
     ] = None,
     out_file: Annotated[

@@ -66,8 +66,7 @@ class Challenge:
     @property
     def queries(self) -> int:
         """Distinct images this challenge asks about (a prefix asks about fewer than it holds)."""
-        used = [v for k, v in self.roles.items() if k not in ("di_private", "di_public")]
-        return len(np.unique(np.concatenate(used))) if used else 0
+        return asked(self)
 
     def prefix(self, samples: int, *, lean: bool = False) -> Challenge:
         """The same challenge cut to its first ``samples`` private and public images, with the
@@ -117,6 +116,15 @@ class Challenge:
             "data_fingerprint": self.data_fingerprint,
             "sources": {k: v.tolist() for k, v in self.sources.items()},
         }
+
+
+POSITIONS = ("di_private", "di_public")  # roles that index the di views, not images
+
+
+def asked(*challenges: Challenge) -> int:
+    """Distinct images asked over one or more rounds (prefixes) of one challenge."""
+    used = [v for c in challenges for k, v in c.roles.items() if k not in POSITIONS]
+    return len(np.unique(np.concatenate(used))) if used else 0
 
 
 def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
