@@ -30,6 +30,10 @@ from sleuth.reports.keys import PRIVATE_NAME, PUBLIC_NAME
 from sleuth.steal import StealConfig, run_steal
 from sleuth.verify import ChallengeSettings, VerifyResult, run_verify
 
+# The last independent encoder is verified against the others: clearing it needs 5 references
+# (with fewer, no test could see a copy 10 reference sds away; sleuth.verify.verdict).
+MIN_INDEPENDENT = 6
+
 # progress(kind) -> a context manager yielding the callback that a stage ("embed" or "steal")
 # reports its events to.
 ProgressFactory = Callable[[str], AbstractContextManager[Callable[[dict[str, Any]], None] | None]]
@@ -41,9 +45,8 @@ class DemoPlan:
 
     recipe: EmbedConfig = EmbedConfig(data="demo", epochs=6)  # victim's; others change the seed
     # Independent encoders (the victim's recipe, other seeds). The copies are calibrated against
-    # all of them; the last is also verified itself, against the others (so at least 4, leaving
-    # it 3 references: the minimum for the distance, alignment and noise tests to count).
-    independent: int = 5
+    # all of them; the last is also verified itself, against the others.
+    independent: int = MIN_INDEPENDENT
     losses: tuple[str, ...] = ("mse", "infonce")
     attack: StealConfig = StealConfig(data="demo", public_split=True, queries=2000, epochs=20)
     challenge: ChallengeSettings = ChallengeSettings(samples=500)
@@ -100,8 +103,8 @@ def run_demo(
 ) -> DemoResult:
     """Train, steal, verify and report; ``resume`` reuses every model already on disk."""
     start = time.perf_counter()
-    if plan.independent < 4:
-        raise SleuthError("the demo needs at least 4 independent encoders")
+    if plan.independent < MIN_INDEPENDENT:
+        raise SleuthError(f"the demo needs at least {MIN_INDEPENDENT} independent encoders")
     out = check_out_dir(out_dir, force=force, resume=resume)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
