@@ -189,8 +189,10 @@ def test_a_suspect_of_another_size(zoo, tmp_path):
     victim = load_encoder(zoo / "victim" / "encoder.pt")
     from sleuth.models import encoder_config
 
-    raw = ("distance-l2", "distance-cosine")  # coordinates of other sizes cannot be compared
-    for rep_dim, invalid_tests in ((8, raw), (32, (*raw, "watermark-binomial", "di-head-loss"))):
+    # unaligned coordinates of other sizes cannot be compared
+    raw = ("distance-l2", "distance-cosine", "watermark-binomial")
+    wider = (*raw, "watermark-aligned", "di-head-loss")
+    for rep_dim, invalid_tests in ((8, raw), (32, wider)):
         torch.manual_seed(5)
         other = Encoder(encoder_config("smallresnet", victim.config.input_spec, rep_dim=rep_dim))
         path = save_encoder(other, tmp_path / f"other-{rep_dim}.pt")
@@ -266,21 +268,23 @@ def _answers(zoo, tmp_path, name: str, transform=lambda a: a):
     return str(tmp_path / f"{name}-answers.h5"), str(key_path)
 
 
+INVARIANT = ("watermark-aligned", "di-head-loss", "aligned-cosine", "cka", "knn-overlap")
+
+
 def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
-    """H1 holds (the suspect *is* the victim's encoder): a secret rotation, a permutation, a scale
-    and a shift of its answers leave it stolen, because every family that reads coordinates reads
-    them after the alignment, and the similarity family is invariant to them."""
+    """H1 holds (the suspect *is* the victim's encoder). A secret rotation, a permutation, a
+    scale and a shift of its answers leave every aligned and similarity test exactly where it
+    was (scores and decision p-values), so the thief cannot switch those families off, and the
+    copy is never cleared. (That the verdict itself stays the same is measured at the demo's
+    scale in docs/benchmarks.md; on these 16-d toys the unaligned distance carries it.)"""
     rng = np.random.default_rng(0)
     dim = 16
     q, r = np.linalg.qr(rng.normal(size=(dim, dim)))
     rotation = q * np.sign(np.diag(r))
     perm = rng.permutation(dim)
     shift = rng.normal(0, 5, dim)
-    for name, transform in {
-        "rotation": lambda a: a @ rotation,
-        "permutation": lambda a: a[:, perm],
-        "scale-shift": lambda a: 3.7 * a + shift,
-    }.items():
+
+    def judged(name, transform=lambda a: a):
         answers, key = _answers(zoo, tmp_path, name, transform)
         res = run_verify(
             [str(zoo / "victim")],
@@ -289,10 +293,24 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
             references=_refs(zoo),
             settings=SETTINGS,
         )
-        report = res.victims[0]
-        assert report.verdict == "stolen", (name, report.reason)
-        rejected = {d.result.name for d in report.decisions if d.rejected}
-        assert {"aligned-cosine", "knn-overlap"} & rejected, (name, rejected)
+        return res.victims[0], {d.result.name: d for d in res.victims[0].decisions}
+
+    plain, base = judged("plain")
+    assert plain.verdict == "stolen"
+    for name, transform in {
+        "rotation": lambda a: a @ rotation,
+        "permutation": lambda a: a[:, perm],
+        "scale-shift": lambda a: 3.7 * a + shift,
+    }.items():
+        report, got = judged(name, transform)
+        assert report.verdict != "not_stolen", name
+        for test in INVARIANT:
+            assert got[test].result.score == pytest.approx(base[test].result.score, rel=1e-3), (
+                name,
+                test,
+            )
+            assert got[test].p_decision == pytest.approx(base[test].p_decision, rel=1e-2, abs=1e-9)
+        assert got["knn-overlap"].rejected, name
 
 
 def test_sequential_mode_stops_early_and_keeps_to_its_budget(zoo, tmp_path):

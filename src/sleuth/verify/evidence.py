@@ -4,11 +4,12 @@ Each model (victim, suspect, references) answers the same challenge; each test r
 needs. A test's *score* is computed the same way for the suspect and for every independent
 reference, so the suspect can be placed among the references (``stats.calibrate``).
 
-A thief can shift, rotate, permute and rescale his outputs for free. So every test that reads the
-suspect's outputs through the victim's own parts (the watermark predictor, the projection head) or
-compares coordinates runs on the suspect's outputs *after* the similarity transform that best maps
-them onto the victim's, fitted on public images (``stats.fit_alignment``); every reference goes
-through the same fitting, so the calibrated null accounts for it. The similarity family (CKA and
+A thief can shift, rotate, permute and rescale his outputs for free. So the tests that read the
+suspect's outputs through the victim's projection head or compare coordinates also run on the
+suspect's outputs *after* the similarity transform that best maps them onto the victim's, fitted
+on public images (``stats.fit_alignment``); every reference goes through the same fitting, so
+the calibrated null accounts for it. The watermark is the measured exception: its aligned version is
+shown but does not count (see ``watermark``). The similarity family (CKA and
 nearest-neighbour overlap) needs no fitting: it is invariant to those transformations by
 construction.
 
@@ -21,7 +22,7 @@ is adding an entry here plus its statistic in ``stats``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -119,12 +120,23 @@ def _wm_correct(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
 
 
 def watermark(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
+    """The paper's tests on the suspect's outputs as they are, and the binomial test again on
+    its aligned outputs (shown, not counted: measured, once aligned, other owners whose secret
+    offset fell near the victim's score above the copies, a null no zoo makes normal)."""
+    chance = 1 / owner.n_classes
     if owner.predictor is None:
-        return [invalid("watermark-binomial", "watermark", "the victim has no watermark")]
+        note = "the victim has no watermark"
+        return [invalid(n, "watermark", note) for n in ("watermark-binomial", "watermark-aligned")]
+    if reps.shape[1] == owner.reps.shape[1]:
+        results = stats.watermark_tests(_wm_correct(owner, ch, reps), chance=chance)
+    else:
+        note = "sizes differ: the victim's predictor reads the aligned outputs only"
+        results = [invalid("watermark-binomial", "watermark", note)]
     aligned = to_victim(owner, ch, reps)
     if aligned is None:
-        return [invalid("watermark-binomial", "watermark", WIDER.format("predictor"))]
-    return stats.watermark_tests(_wm_correct(owner, ch, aligned), chance=1 / owner.n_classes)
+        return [*results, invalid("watermark-aligned", "watermark", WIDER.format("predictor"))]
+    again = stats.watermark_tests(_wm_correct(owner, ch, aligned), chance=chance)[0]
+    return [*results, replace(again, name="watermark-aligned", note=again.note + "; aligned")]
 
 
 @torch.no_grad()
@@ -257,7 +269,7 @@ _PAIRED = {
 }
 _WM_ARRAYS = {
     "correct": "per privately rotated image: 1 if the victim's augmentation predictor recovered "
-    "the private rotation class from the suspect's (aligned) representation",
+    "the private rotation class from the suspect's representation",
 }
 _HEAD_ARRAYS = {
     "private_loss": "per private (trained-on) image: contrastive loss of its two views through "
@@ -286,8 +298,7 @@ GROUPS: dict[str, Group] = {
                 "The owner trained the victim to recognise secret rotations of its images. A "
                 "copy made from the victim's outputs inherits that skill; an independent model "
                 "should not have it. This counts how often the victim's secret classifier, "
-                "reading the suspect's outputs (first aligned with the victim's, so a rotation "
-                "of them does not hide it), recovers the rotation, against chance (exact "
+                "reading the suspect's outputs, recovers the rotation, against chance (exact "
                 "binomial test) and against independent models.",
                 _WM_ARRAYS,
                 power="one-sample",
@@ -297,6 +308,17 @@ GROUPS: dict[str, Group] = {
                 "watermark",
                 "The same watermark trials as above, tested as the paper does (one-sample "
                 "t-test of correct answers against chance); shown, not counted twice.",
+                _WM_ARRAYS,
+                power="one-sample",
+                counted=False,
+            ),
+            TestInfo(
+                "watermark-aligned",
+                "watermark",
+                "The binomial test again after undoing any shift, rotation and scale of the "
+                "suspect's outputs, so that a thief's rotation cannot hide the watermark; "
+                "shown, not counted: another owner whose secret rotations happen to lie near "
+                "the victim's passes it as well as a copy does.",
                 _WM_ARRAYS,
                 power="one-sample",
                 counted=False,
