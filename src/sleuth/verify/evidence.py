@@ -115,7 +115,7 @@ WIDER += "victim's {} without choosing a subspace (the distance and similarity t
 
 @torch.no_grad()
 def _wm_correct(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    logits = owner.predictor(torch.from_numpy(ch.role_reps(reps, "rotated")))
+    logits = owner.predictor(torch.from_numpy(ch.role_reps(reps, "rotated").astype(np.float32)))
     return (logits.argmax(1).numpy() == ch.wm_labels).astype(bool)
 
 
