@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from sleuth.bench.plots import scaling_plot
-from sleuth.bench.tables import pct, render
+from sleuth.bench.tables import machine_line, pct, render
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -125,6 +125,41 @@ def demo() -> list[str]:
     ]
 
 
+def verdict() -> list[str]:
+    """The verdict benchmark (bench/verdict.py): the default secret intervals, then the old
+    shared ``half`` intervals, each with its own zoo."""
+    from verdict import render as verdict_tables  # bench/verdict.py, beside this script
+
+    out = []
+    for name, what, made in (
+        ("verdict", "a victim with secret intervals (the default since issue 15)", ""),
+        (
+            "verdict-half",
+            "a victim with the shared `half` intervals (the default before)",
+            " Made with an earlier state of this change (commit 5517ee2), in which the aligned "
+            "watermark counted and sequential rounds spent α equally; kept for the other "
+            "owners' watermark scores and as a second victim.",
+        ),
+    ):
+        r = load(name)
+        if not r:
+            out += [
+                f"*(not run yet: `python bench/verdict.py --results bench/results/{name}.json`)*"
+            ]
+            continue
+        s = r["settings"]
+        out += [
+            f"### {what.capitalize()}",
+            "",
+            f"Machine: {machine_line(r['machine'])}. {s['samples']} challenge samples ({s['queries']:,} "
+            f"queries), α = {s['alpha']}, {r['seconds'] / 60:.0f} minutes in all.{made}",
+            "",
+            *verdict_tables(r).splitlines(),
+            "",
+        ]
+    return out
+
+
 def speeds() -> str:
     """How fast the same victim recipe trained in each section's run."""
     parts = []
@@ -162,7 +197,23 @@ def main() -> None:
         "Times are wall-clock seconds on the machine each section names. Machines of one kind "
         f"differ in speed ({speeds()}): compare times within a section.",
         "",
+        "## Verdicts with margin: zoo, free transformations, sequential, the null (issue 15)",
+        "",
+        "Command: `sleuth demo --out runs/demo-r`, `sleuth references --victim "
+        "runs/demo-r/victim --n 17 --owners 3 --out runs/zoo-r`, then `python bench/verdict.py "
+        "--demo runs/demo-r --zoo runs/zoo-r` (it steals the extra copies itself). Copies are "
+        "judged against the zoo (17 unwatermarked encoders by the victim's recipe and 3 "
+        "watermarked other owners) and against the demo's six independent encoders; "
+        "transformed copies as black-box answers against the zoo; under the null every zoo "
+        "member against the other 19 and every demo independent against the zoo. The reasoning "
+        "is in docs/verification.md.",
+        "",
+        *verdict(),
         "## The papers' tables at CPU scale: `sleuth bench --suite full` (issue 6)",
+        "",
+        "These suites ran before issue 15 changed the tests and the rule (alignment first, the "
+        "similarity family, clearing only with evidence of independence, secret intervals): "
+        "their verdict tables show the old rule, the section above the new one.",
         "",
         *suite("full"),
         "",

@@ -1,0 +1,236 @@
+"""Verdict benchmark (issue 15): margins, free output transformations and the false-accusation
+rate under the null, on the demo recipe with a zoo of independent encoders.
+
+Needs a finished demo (`sleuth demo --out runs/demo`) and a zoo of its victim
+(`sleuth references --victim runs/demo/victim --n 17 --owners 3 --out runs/zoo`). Steals the
+extra copies it lacks (StolenEncoder, a rotation-invariant StolenEncoder, symmetrized, barlow,
+mse at 500 queries) into the demo folder, answers one challenge with every model once, then:
+
+1. every copy against the zoo, and against the demo's independent encoders (the demo's
+   setting), with its strongest Holm-adjusted p;
+2. every copy whose outputs the thief transforms for free (a secret orthogonal rotation, a
+   permutation, a scale and a shift, Gaussian noise of 10 % of each coordinate's spread), judged
+   as black-box answers against the zoo;
+3. sequential verification (`--budget`) of every copy at 100 and 1,000 queries: the round
+   that found it stolen and the queries it used;
+4. leave-one-out under the null: every independent model (each zoo member against the rest of
+   the zoo; each demo independent against the whole zoo) as the suspect, with the
+   false-accusation rate per verdict and per test and its Clopper-Pearson interval, for the
+   one-round verdict and for sequential verification at both budgets.
+
+Writes bench/results/verdict.json and prints the tables for docs/benchmarks.md.
+
+    python bench/verdict.py [--demo runs/demo] [--zoo runs/zoo] [--samples 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+from sleuth.bench.runner import machine
+from sleuth.models import load_encoder, load_owner_key
+from sleuth.models.zoo import zoo_members
+from sleuth.steal import StealConfig, run_steal
+from sleuth.verify import ChallengeSettings, build_challenge
+from sleuth.verify.evidence import GROUPS
+from sleuth.verify.run import decide, owner_for, sequential
+from sleuth.verify.verdict import adjust, verdict
+
+ALPHA = 0.01
+BUDGETS = (100, 1000)
+ATTACK = StealConfig(data="demo", public_split=True, queries=2000, epochs=20)
+EXTRA_COPIES = {
+    "stolen-stolenencoder": replace(ATTACK, method="stolenencoder"),
+    "stolen-stolenencoder-rotinv": replace(ATTACK, method="stolenencoder", rotate=True),
+    "stolen-symmetrized": replace(ATTACK, loss="symmetrized"),
+    "stolen-barlow": replace(ATTACK, loss="barlow"),
+    "stolen-mse-500": replace(ATTACK, queries=500),
+}
+
+
+def transforms(reps: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """What a thief can do to his answers for free, each with fresh secret draws."""
+    d = reps.shape[1]
+    q, r = np.linalg.qr(rng.normal(size=(d, d)))
+    q = q * np.sign(np.diag(r))
+    spread = reps.std(axis=0)
+    return {
+        "rotation": reps @ q,
+        "permutation": reps[:, rng.permutation(d)],
+        "scale-shift": 3.7 * reps + rng.normal(0, 5, d),
+        "noise-10%": reps + rng.normal(size=reps.shape) * 0.1 * spread,
+    }
+
+
+def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray]) -> dict:
+    decisions = decide(owner, ch, suspect, refs, list(GROUPS), ALPHA)
+    adjust(decisions, ALPHA)
+    label, reason = verdict(decisions)
+    counted = [d for d in decisions if d.counted]
+    best = min(counted, key=lambda d: d.p_adjusted)
+    return {
+        "verdict": label,
+        "reason": reason,
+        "strongest": best.result.name,
+        "strongest_p_adjusted": best.p_adjusted,
+        "references": len(refs),
+        "tests": {
+            d.result.name: {
+                "p_adjusted": d.p_adjusted,
+                "rejected": d.rejected,
+                "atypical": d.atypical,
+                "score": d.result.score,
+            }
+            for d in counted
+        },
+    }
+
+
+def judge_sequential(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], budget: int) -> dict:
+    decisions, asked, looks = sequential(owner, ch, suspect, refs, list(GROUPS), ALPHA, budget)
+    return {"verdict": verdict(decisions)[0], "queries_used": asked, "looks": looks}
+
+
+def rate(k: int, n: int) -> dict:
+    low, high = proportion_confint(k, n, alpha=0.05, method="beta")
+    return {"k": k, "n": n, "rate": k / n, "ci95": [float(low), float(high)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--demo", default="runs/demo")
+    parser.add_argument("--zoo", default="runs/zoo")
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--results", default="bench/results/verdict.json")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    demo = Path(args.demo)
+    victim = demo / "victim"
+    for name, cfg in EXTRA_COPIES.items():
+        if not (demo / name / "encoder.pt").exists():
+            print(f"stealing {name}", flush=True)
+            run_steal(cfg, str(victim), demo / name, force=True)
+    copies = sorted(p.name for p in demo.glob("stolen-*"))
+    demo_refs = sorted(p.name for p in demo.glob("independent-*"))
+    zoo = [str(p) for p in zoo_members(args.zoo)]
+    key = load_owner_key(victim / "owner-key.pt")
+    ch = build_challenge(key, ChallengeSettings(samples=args.samples))
+    owner = owner_for(load_encoder(victim / "encoder.pt"), key, ch.images)
+    reps = {
+        name: load_encoder(demo / name / "encoder.pt").represent(ch.images).numpy()
+        for name in copies + demo_refs
+    }
+    reps |= {
+        Path(z).name: load_encoder(Path(z) / "encoder.pt").represent(ch.images).numpy() for z in zoo
+    }
+    zoo_names = [Path(z).name for z in zoo]
+    zoo_reps = [reps[n] for n in zoo_names]
+    demo_reps = [reps[n] for n in demo_refs]
+    print(f"{len(ch.images)} challenge images; {len(zoo)} zoo members", flush=True)
+
+    results: dict = {"copies": {}, "transformed": {}, "sequential": {}, "null": {}}
+    rng = np.random.default_rng(2026)
+    for name in copies:
+        print(f"copy {name}", flush=True)
+        results["copies"][name] = {
+            "zoo": judge(owner, ch, reps[name], zoo_reps),
+            "demo": judge(owner, ch, reps[name], demo_reps),
+        }
+        for kind, answers in transforms(reps[name], rng).items():
+            results["transformed"][f"{name}/{kind}"] = judge(owner, ch, answers, zoo_reps)
+        results["sequential"][name] = {
+            str(b): judge_sequential(owner, ch, reps[name], zoo_reps, b) for b in BUDGETS
+        }
+    nulls = [(n, zoo_reps[j], zoo_reps[:j] + zoo_reps[j + 1 :]) for j, n in enumerate(zoo_names)]
+    nulls += [(n, reps[n], zoo_reps) for n in demo_refs]
+    for name, suspect, refs in nulls:
+        print(f"null {name}", flush=True)
+        results["null"][name] = judge(owner, ch, suspect, refs)
+        for b in BUDGETS:
+            results["null"][name][f"sequential-{b}"] = judge_sequential(owner, ch, suspect, refs, b)
+
+    null = results["null"].values()
+    tests = sorted({t for r in null for t in r["tests"]})
+    results["null_rates"] = {
+        "accused": rate(sum(r["verdict"] == "stolen" for r in null), len(null)),
+        **{
+            f"accused-sequential-{b}": rate(
+                sum(r[f"sequential-{b}"]["verdict"] == "stolen" for r in null), len(null)
+            )
+            for b in BUDGETS
+        },
+        "cleared": rate(sum(r["verdict"] == "not_stolen" for r in null), len(null)),
+        "per_test": {
+            t: rate(sum(r["tests"].get(t, {}).get("rejected", False) for r in null), len(null))
+            for t in tests
+        },
+    }
+    results["settings"] = {"samples": args.samples, "alpha": ALPHA, "queries": len(ch.images)}
+    results["machine"] = machine()
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+
+
+def _p(x: float) -> str:
+    return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
+
+
+def render(results: dict) -> str:
+    first = next(iter(results["copies"].values()))
+    k, k_demo = first["zoo"]["references"], (first.get("demo") or first["demo-5"])["references"]
+    lines = [
+        f"| copy | verdict vs the zoo ({k}) | strongest (adjusted p) | verdict vs the demo's "
+        f"{k_demo} | strongest (adjusted p) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results["copies"].items():
+        z, d = r["zoo"], r.get("demo") or r["demo-5"]
+        lines.append(
+            f"| {name} | {z['verdict']} | {z['strongest']} ({_p(z['strongest_p_adjusted'])})"
+            f" | {d['verdict']} | {d['strongest']} ({_p(d['strongest_p_adjusted'])}) |"
+        )
+    lines += [
+        "",
+        "| transformed copy | verdict | strongest (adjusted p) | same as untransformed |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, r in results["transformed"].items():
+        base = results["copies"][name.split("/")[0]]["zoo"]["verdict"]
+        lines.append(
+            f"| {name} | {r['verdict']} | {r['strongest']} "
+            f"({_p(r['strongest_p_adjusted'])}) | {'yes' if r['verdict'] == base else 'NO'} |"
+        )
+    lines += [
+        "",
+        "| copy | " + " | ".join(f"budget {b:,}: verdict (queries used)" for b in BUDGETS) + " |",
+        "| --- |" + " --- |" * len(BUDGETS),
+    ]
+    for name, r in results["sequential"].items():
+        cells = [f"{r[str(b)]['verdict']} ({r[str(b)]['queries_used']:,})" for b in BUDGETS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rates = results["null_rates"]
+    lines += ["", "| under the null | rate | 95 % interval |", "| --- | --- | --- |"]
+    for label, x in [
+        ("accused (verdict stolen)", rates["accused"]),
+        ("cleared (not_stolen)", rates["cleared"]),
+        *((f"test {t} rejects", v) for t, v in rates["per_test"].items()),
+    ]:
+        lines.append(f"| {label} | {x['k']}/{x['n']} | {x['ci95'][0]:.3f}-{x['ci95'][1]:.3f} |")
+    verdicts = [r["verdict"] for r in results["null"].values()]
+    lines.append("")
+    lines.append(
+        "null verdicts: " + ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts)))
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
