@@ -56,6 +56,7 @@ class TestInfo:
     meaning: str  # what it asks, in words an investigator can repeat to a non-statistician
     arrays: dict[str, str] = field(default_factory=dict)  # per-sample array -> what it holds
     power: Literal["one-sample", "two-sample"] | None = None  # statsmodels model, None: none
+    proportion: bool = False  # its effect is a proportion's distance from chance (binomial trials)
     counted: bool = True  # False: shown beside a counted test of the same evidence, never in Holm
     needs_references: bool = True  # False: its analytic null alone is meaningful
     calibrated_only: bool = False  # no analytic p: its decision p is the calibrated p alone
@@ -91,7 +92,7 @@ def to_victim(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray | Non
     if reps.shape[1] > owner.reps.shape[1]:
         return None
     fitted = stats.fit_alignment(ch.role_reps(reps, "public"), ch.role_reps(owner.reps, "public"))
-    return fitted(reps).astype(np.float32)
+    return fitted(reps)
 
 
 def _common_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -99,9 +100,9 @@ def _common_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> tuple[np.n
     narrower model mapped into the wider one's space (fitted on public images)."""
     pub_v, pub_s = ch.role_reps(owner.reps, "public"), ch.role_reps(reps, "public")
     priv_v, priv_s = ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private")
-    if reps.shape[1] <= owner.reps.shape[1]:
-        fitted = stats.fit_alignment(pub_s, pub_v)
-        return _standardised(priv_v, pub_v), _standardised(fitted(priv_s), pub_v)
+    aligned = to_victim(owner, ch, reps)
+    if aligned is not None:
+        return _standardised(priv_v, pub_v), _standardised(ch.role_reps(aligned, "private"), pub_v)
     fitted = stats.fit_alignment(pub_v, pub_s)
     return _standardised(fitted(priv_v), pub_s), _standardised(priv_s, pub_s)
 
@@ -143,8 +144,9 @@ def watermark(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
 def head_losses(owner: Owner, ch: Challenge, reps: np.ndarray, temperature: float = 0.5):
     """Per-sample InfoNCE of the two views through the victim's head, negatives from all samples
     (private and public mixed, so both roles face the same negatives): (private, public)."""
-    z1 = F.normalize(owner.head(torch.from_numpy(ch.role_reps(reps, "di_view1"))), dim=1)
-    z2 = F.normalize(owner.head(torch.from_numpy(ch.role_reps(reps, "di_view2"))), dim=1)
+    view1, view2 = (ch.role_reps(reps, v).astype(np.float32) for v in ("di_view1", "di_view2"))
+    z1 = F.normalize(owner.head(torch.from_numpy(view1)), dim=1)
+    z2 = F.normalize(owner.head(torch.from_numpy(view2)), dim=1)
     logits = z1 @ z2.T / temperature
     loss = F.cross_entropy(logits, torch.arange(len(z1)), reduction="none").numpy()
     return loss[ch.roles["di_private"]], loss[ch.roles["di_public"]]
@@ -162,7 +164,7 @@ def di_gmm(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return [stats.dataset_inference_gmm(private, public, seed=ch.settings.seed)]
 
 
-def _raw_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+def _raw_private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
     return _standardised(ch.role_reps(reps, "private"), ch.role_reps(reps, "public"))
 
 
@@ -174,9 +176,9 @@ def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     results = []
     same = [r for r in refs if r.shape[1] == owner.reps.shape[1]]
     if reps.shape[1] == owner.reps.shape[1]:
-        victim = _raw_private(owner, ch, owner.reps)
-        own = stats.pairwise_distances(victim, _raw_private(owner, ch, reps))
-        others = [stats.pairwise_distances(victim, _raw_private(owner, ch, r)) for r in same]
+        victim = _raw_private(ch, owner.reps)
+        own = stats.pairwise_distances(victim, _raw_private(ch, reps))
+        others = [stats.pairwise_distances(victim, _raw_private(ch, r)) for r in same]
         for kind in ("l2", "cosine"):
             results.append(
                 stats.distance_test(
@@ -302,6 +304,7 @@ GROUPS: dict[str, Group] = {
                 "binomial test) and against independent models.",
                 _WM_ARRAYS,
                 power="one-sample",
+                proportion=True,
             ),
             TestInfo(
                 "watermark-ttest",
@@ -310,6 +313,7 @@ GROUPS: dict[str, Group] = {
                 "t-test of correct answers against chance); shown, not counted twice.",
                 _WM_ARRAYS,
                 power="one-sample",
+                proportion=True,
                 counted=False,
             ),
             TestInfo(
@@ -321,6 +325,7 @@ GROUPS: dict[str, Group] = {
                 "the victim's passes it as well as a copy does.",
                 _WM_ARRAYS,
                 power="one-sample",
+                proportion=True,
                 counted=False,
             ),
         ),

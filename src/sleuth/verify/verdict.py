@@ -115,7 +115,7 @@ def calibrate_decision(
         d.counted, d.p_decision = True, result.p_value
         d.why = "no references: analytic null only"
     if info.power and result.valid and result.n > 1 and math.isfinite(result.statistic):
-        if info.name.startswith("watermark"):  # z of the binomial proportion vs chance
+        if info.proportion:  # standardised distance of the proportion from chance
             effect = result.effect / math.sqrt(max(result.score * (1 - result.score), 1e-12))
         else:  # standardised effect towards stealing, recovered from the t statistic
             t = result.direction * result.statistic
