@@ -284,13 +284,18 @@ def test_apply_defences_runs_them_in_order():
 
 
 def test_specs_round_trip_through_describe(surrogate):
-    assert set(DEFENCES) == {"noise", "topk", "round", "poison", "similar"}
+    assert set(DEFENCES) == {
+        "noise", "topk", "round", "poison", "similar", "b4b", "transform", "pow"
+    }
     assert parse_defence(" topk : k = 10 ").describe() == {"name": "topk", "k": 10}
     assert parse_defence("noise:sigma=0.5").describe() == {"name": "noise", "sigma": 0.5, "mean": 0}
     defences = [
         *_all(surrogate),
         parse_defence("similar:metric=l2,threshold=12,sigma=20,mean=1000,history=100000"),
         parse_defence(f"poison:surrogate={surrogate},eps=0.05,norm=linf,lam=1e-05,steps=7"),
+        parse_defence("b4b:buckets=256,lam=1e-4,alpha=2,beta=0.5"),
+        parse_defence("transform:kinds=shuffle+binary,binary=64"),
+        parse_defence("pow:base=4,top=12,beta=0.5,buckets=1024"),
     ]
     for defence in defences:
         again = parse_defence(defence_spec(defence))

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -41,7 +42,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SleuthError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -484,9 +485,33 @@ def steal(
         list[str] | None,
         typer.Option(
             "--defence",
-            help="Victim-side output defence, repeatable, applied in order: noise:sigma=S[,mean=M], topk:k=K, round:decimals=M, poison:eps=E,norm=l2|linf,surrogate=PATH[,lam=L,steps=N], similar:metric=cosine|l2,threshold=T[,sigma=S,mean=M,history=H,mode=replace|add]. Local victims only.",
+            help="Victim-side output defence, repeatable, applied in order: noise:sigma=S[,mean=M], topk:k=K, round:decimals=M, poison:eps=E,norm=l2|linf,surrogate=PATH[,lam=L,steps=N], similar:metric=cosine|l2,threshold=T[,sigma=S,mean=M,history=H,mode=replace|add], and per account b4b[:buckets=4096,lam=1e-6,alpha=1,beta=0.8], transform[:kinds=affine+pad+shuffle,pad=16,binary=1024], pow[:base=8,top=20,beta=0.8] (Dubiński et al., NeurIPS 2023). Local victims only (an API applies its own: sleuth serve --defence).",
         ),
     ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-key",
+            envvar="SLEUTH_API_KEY",
+            help="API key of an account at an http(s):// victim, sent as a bearer token; repeat once per account with --sybils. Default: $SLEUTH_API_KEY.",
+        ),
+    ] = None,
+    sybils: Annotated[
+        int,
+        typer.Option(
+            help="Split the budget over this many accounts and remap their answers onto the first's (the sybil attack on per-account defences, Dubiński et al., NeurIPS 2023, §4.3). 1: one account."
+        ),
+    ] = 1,
+    sybil_overlap: Annotated[
+        int | None,
+        typer.Option(
+            help="Images sent through every account to learn the remapping (they count against --queries). Default: --queries / (5 × --sybils)."
+        ),
+    ] = None,
+    sybil_mapper: Annotated[
+        str,
+        typer.Option(help="Remapping between accounts: linear (least squares) or mlp."),
+    ] = "linear",
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -533,12 +558,16 @@ def steal(
         rotate=rotation_invariant,
         augment_queries=augment_queries,
         query_aug=query_aug,
+        sybils=sybils,
+        sybil_overlap=sybil_overlap,
+        sybil_mapper=sybil_mapper,
     )
     with StageProgress(enabled=not (quiet or as_json)) as progress:
         result = run_steal(
             cfg,
             victim,
             out_dir,
+            api_keys=api_key or [],
             defences=defence or [],
             cache=cache,
             eval_task=eval_task,
@@ -552,7 +581,11 @@ def steal(
         "queries_sent": result.queries_sent,
         "cache_hits": result.cache_hits,
         "seconds": result.timings["total"],
-        **{k: result.metrics[k] for k in ("TA", "SA", "SA/TA") if k in result.metrics},
+        **{
+            k: result.metrics[k]
+            for k in ("TA", "SA", "SA/TA", "remap_error", "pow_work_s")
+            if k in result.metrics
+        },
     }
     if as_json:
         out.print_json(json.dumps(summary))
@@ -1222,3 +1255,150 @@ def report_rerun(
         )
     if not rep.reproduced:
         raise typer.Exit(1)
+
+
+# --- sleuth serve ------------------------------------------------------------------------------
+
+
+class _DefaultToRun(typer.core.TyperGroup):
+    """``sleuth serve ENCODER ...`` means ``sleuth serve run ENCODER ...``; ``users`` is a group."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+serve_app = typer.Typer(
+    cls=_DefaultToRun,
+    help="The encoder as an HTTP API with accounts and online defences (B4B, per-user "
+    "transformations, proof-of-work): `sleuth serve ENCODER`, and `sleuth serve users ...` for "
+    "accounts. Needs the extra: pip install 'sleuth\\[serve]'.",
+    no_args_is_help=True,
+)
+users_app = typer.Typer(help="API accounts: add, list, revoke.", no_args_is_help=True)
+serve_app.add_typer(users_app, name="users")
+app.add_typer(serve_app, name="serve")
+
+DbOpt = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="Database URL: sqlite:///FILE (embedded; one host, any number of workers) or "
+        "postgresql://USER@HOST/DB (several hosts). A bare path means SQLite.",
+    ),
+]
+DEFAULT_DB = "sqlite:///serve.db"
+
+
+def _store(db: str) -> Any:
+    from sleuth.serve import require_extra
+
+    require_extra()
+    from sleuth.serve.store import Store
+
+    return Store(db)
+
+
+@serve_app.command("run")
+@user_errors
+def serve_run(
+    encoder: Annotated[Path, typer.Argument(help="The encoder file to serve (encoder.pt or .safetensors).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    defence: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defence",
+            help="A defence applied to every answer, in order; repeatable. Same specs as steal's "
+            "--defence, plus the online ones: b4b[:buckets=4096,lam=1e-6,alpha=1,beta=0.8] "
+            "(Dubiński et al., NeurIPS 2023), transform[:kinds=affine+pad+shuffle,pad=16], "
+            "pow[:base=8,top=20,beta=0.8]. Default: none.",
+        ),
+    ] = None,
+    db: DbOpt = DEFAULT_DB,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (state is shared through --db).")] = 1,
+    max_batch: Annotated[int, typer.Option(help="Most images in one request.")] = 256,
+    max_side: Annotated[int, typer.Option(help="Largest image side in pixels.")] = 96,
+    buckets: Annotated[int, typer.Option(help="LSH buckets of the coverage recorded for every account (users list, /admin).")] = 4096,
+    cost_alert: Annotated[float | None, typer.Option(help="The owner's page flags accounts nearing this accumulated cost. Default: quotas only.")] = None,
+) -> None:
+    """Serve ENCODER over HTTP until interrupted (GET /info, POST /represent, /v1/..., /health, /docs, /admin)."""
+    from sleuth.serve import require_extra
+
+    require_extra()
+    import os
+
+    import uvicorn
+
+    from sleuth.serve.app import Service
+    from sleuth.serve.config import CONFIG_ENV, ServeConfig
+
+    cfg = ServeConfig(
+        encoder=str(encoder),
+        defences=tuple(defence or ()),
+        db=db,
+        max_batch=max_batch,
+        max_side=max_side,
+        buckets=buckets,
+        cost_alert=cost_alert,
+    )
+    if workers < 1:
+        raise SleuthError(f"--workers must be at least 1, got {workers}")
+    Service(cfg).store.dispose()  # every problem with the encoder, defences or db: here, once
+    os.environ[CONFIG_ENV] = cfg.to_json()
+    err.print(f"serving {encoder} on http://{host}:{port} ({workers} worker(s), db {db})")
+    uvicorn.run(
+        "sleuth.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        log_level="info",
+    )
+
+
+@users_app.command("add")
+@user_errors
+def users_add(
+    name: Annotated[str, typer.Argument(help="The account's name (unique).")],
+    db: DbOpt = DEFAULT_DB,
+    quota: Annotated[int | None, typer.Option(help="Total queries allowed. Default: unlimited.")] = None,
+    rate: Annotated[int | None, typer.Option(help="Queries allowed per minute. Default: unlimited.")] = None,
+    owner: Annotated[bool, typer.Option("--owner", help="An owner's account: may open /admin.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {name, key} as JSON.")] = False,
+) -> None:
+    """Create an account and print its API key once (it is stored only as a hash)."""
+    key = _store(db).add_user(name, quota=quota, rate=rate, owner=owner)
+    if as_json:
+        out.print_json(json.dumps({"name": name, "key": key}))
+    else:
+        typer.echo(key)
+        err.print(f"user {name!r} added; the key above is shown once and stored only as a hash")
+
+
+@users_app.command("list")
+@user_errors
+def users_list(
+    db: DbOpt = DEFAULT_DB,
+    buckets: Annotated[int, typer.Option(help="The coverage table to report (the server's --buckets).")] = 4096,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every account as JSON.")] = False,
+) -> None:
+    """Every account's queries, coverage of the embedding space and accumulated cost."""
+    rows = _store(db).users_summary(buckets)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("user", "queries", "quota", "coverage", "cost", "state")
+    for r in rows:
+        cost = "; ".join(f"{k} {v:.4g}" for k, v in r["cost"].items()) or "0"
+        state = "revoked" if r["revoked"] else "owner" if r["owner"] else "active"
+        table.add_row(r["name"], str(r["queries"]), str(r["quota"] or "-"), f"{r['coverage']:.4f}", cost, state)
+    out.print(table)
+
+
+@users_app.command("revoke")
+@user_errors
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="The account to revoke.")],
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Revoke an account's key at once (its history stays for the owner's page)."""
+    _store(db).revoke(name)
+    err.print(f"user {name!r} revoked")

@@ -252,4 +252,4 @@ def queries_per_image(cfg: StealConfig) -> int:
 
 
 def images_needed(cfg: StealConfig) -> int:
-    return math.ceil(cfg.queries / queries_per_image(cfg))
+    return math.ceil(cfg.attack_queries / queries_per_image(cfg))

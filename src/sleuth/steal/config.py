@@ -33,6 +33,9 @@ class StealConfig:
     rotate: bool = False  # an adaptive thief: attacker-side views also get a random rotation
     augment_queries: bool = False  # direct, one-view losses: query an augmented view, not x
     query_aug: bool = False  # stolenencoder: query every augmented view too (002's query-aug)
+    sybils: int = 1  # accounts the budget is split over (B4B's sybil attack)
+    sybil_overlap: int | None = None  # images sent through every account; None: budget/(5 K)
+    sybil_mapper: str = "linear"  # how other accounts' answers are mapped onto account 0's
 
     def __post_init__(self) -> None:
         checks = {
@@ -45,11 +48,31 @@ class StealConfig:
             "head_epochs": self.head_epochs >= 1,
             "augment_queries": not self.augment_queries or self.method == "direct",
             "query_aug": not self.query_aug or self.method == "stolenencoder",
+            "sybils": self.sybils >= 1,
+            "sybil_overlap": self.sybil_overlap is None or self.sybil_overlap >= 2,
+            "sybil_mapper": self.sybil_mapper in ("linear", "mlp"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise SleuthError(f"invalid steal settings: {values}")
+        if self.attack_queries < 2:
+            raise SleuthError(
+                f"the sybils' overlap ({self.sybils} x {self.overlap} queries) leaves "
+                f"{self.attack_queries} of --queries {self.queries} to the attack"
+            )
+
+    @property
+    def overlap(self) -> int:
+        """Images a sybil attack sends through every account to learn its mappers (0: none)."""
+        if self.sybils < 2:
+            return 0
+        return self.sybil_overlap or max(2, self.queries // (5 * self.sybils))
+
+    @property
+    def attack_queries(self) -> int:
+        """The budget left to the attack itself once the sybils' overlap is paid."""
+        return self.queries - self.overlap * self.sybils
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,15 @@ Defences from the literature, written as specs for ``parse_defence`` (``NAME[:ke
 - ``poison:surrogate=PATH,eps=E[,norm=l2,lam=20,steps=10]``: feature poisoning (002, VII-C, Eq. 10).
 - ``similar:threshold=T[,metric=cosine,sigma=20,mean=1000,history=100000,mode=replace]``: perturb
   answers too close to an earlier one (000, Sec. 5.3 and App. A.3, Tables 12-15).
+- ``b4b:buckets=4096,lam=1e-6,alpha=1,beta=0.8``: B4B's coverage-priced noise, per user
+  (Dubinski et al., NeurIPS 2023, Sec. 3.2-3.3, Eq. 1).
+- ``transform:kinds=affine+pad+shuffle,pad=16,binary=1024``: B4B's per-user transformations
+  (Sec. 3.4).
+- ``pow:base=8,top=20,beta=0.8,buckets=4096``: calibrated proof-of-work priced by coverage.
+
+Per-user defences keep their state in the user's ``Account`` (``accounts``): in memory for a
+local victim, in ``sleuth serve``'s database online; one registry serves ``steal --defence``
+and ``serve --defence``.
 
 Values are split on commas, so a surrogate path in a spec cannot contain one; code builds such a
 defence with ``make_defence``.
@@ -25,7 +34,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +46,10 @@ from sleuth.data.augment import SimCLRAugment
 from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.models import Encoder, load_encoder
+from sleuth.steal.accounts import Account
+from sleuth.steal.b4b import B4B, UserTransform, record_coverage
+from sleuth.steal.params import Described, check, choice, integer, number, randn, store
+from sleuth.steal.pow import ProofOfWork
 
 
 class Defence(Protocol):
@@ -51,75 +64,11 @@ class Defence(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-# --- parameter coercion: strings from a spec or numbers from code, checked once ---------------
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return x
-
-
-def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return text
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
-def _set(obj: Any, name: str, value: Any) -> None:
-    """Store a coerced value on a frozen dataclass (only ever from ``__post_init__``)."""
-    object.__setattr__(obj, name, value)
-
-
-def _randn(shape: tuple[int, ...], gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    """Standard normal draws from ``gen`` (on its device), moved to ``like``'s device and dtype."""
-    out = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32)
-    return out.to(device=like.device, dtype=like.dtype)
-
-
-class _Described:
-    """``describe()`` from the dataclass's init fields, and ``str()`` as the canonical spec."""
-
-    name: str
-
-    def describe(self) -> dict[str, Any]:
-        params = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        return {"name": self.name, **params}
-
-    def __str__(self) -> str:
-        return defence_spec(self)
-
-
 # --- the defences ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class GaussianNoise(_Described):
+class GaussianNoise(Described):
     """Adds i.i.d. N(mean, sigma^2) noise to every feature (000, Sec. 5.2 and A.5).
 
     Table 11 uses mean 0 and Table 10 mean 10 (a shifted mean hurt the attacker more).
@@ -131,18 +80,18 @@ class GaussianNoise(_Described):
     name = "noise"
 
     def __post_init__(self) -> None:
-        _set(self, "sigma", _number("sigma", self.sigma))
-        _set(self, "mean", _number("mean", self.mean))
-        _check(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")
+        store(self, "sigma", number("sigma", self.sigma))
+        store(self, "mean", number("mean", self.mean))
+        check(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")
 
     def __call__(
         self, reps: torch.Tensor, images: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
-        return reps + (self.mean + self.sigma * _randn(tuple(reps.shape), gen, reps))
+        return reps + (self.mean + self.sigma * randn(tuple(reps.shape), gen, reps))
 
 
 @dataclass(frozen=True, kw_only=True)
-class TopK(_Described):
+class TopK(Described):
     """Keeps the k features of largest absolute value in each answer and zeroes the rest (002,
     VII-A). Exactly k are kept even when values tie; ``k >= D`` is the identity."""
 
@@ -150,8 +99,8 @@ class TopK(_Described):
     name = "topk"
 
     def __post_init__(self) -> None:
-        _set(self, "k", _integer("k", self.k))
-        _check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        store(self, "k", integer("k", self.k))
+        check(self.k >= 1, f"k must be >= 1, got {self.k}")
 
     def __call__(
         self, reps: torch.Tensor, images: torch.Tensor, gen: torch.Generator
@@ -163,7 +112,7 @@ class TopK(_Described):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rounding(_Described):
+class Rounding(Described):
     """Rounds every feature to ``decimals`` decimals, e.g. 0.0123 -> 0.01 with 2 (002, VII-B).
 
     At most 15 decimals: float32 holds fewer significant digits, and ``torch.round`` scales by
@@ -174,8 +123,8 @@ class Rounding(_Described):
     name = "round"
 
     def __post_init__(self) -> None:
-        _set(self, "decimals", _integer("decimals", self.decimals))
-        _check(0 <= self.decimals <= 15, f"decimals must be in 0..15, got {self.decimals}")
+        store(self, "decimals", integer("decimals", self.decimals))
+        check(0 <= self.decimals <= 15, f"decimals must be in 0..15, got {self.decimals}")
 
     def __call__(
         self, reps: torch.Tensor, images: torch.Tensor, gen: torch.Generator
@@ -187,7 +136,7 @@ NORMS = ("l2", "linf")
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class FeaturePoisoning(_Described):
+class FeaturePoisoning(Described):
     """Feature poisoning (002, VII-C, Eq. 10): return r + delta with ||delta||_p <= eps maximising
 
         ||r + delta - f_s(x)||_2 + lam * ||r + delta - f_s(A(x))||_2
@@ -221,16 +170,16 @@ class FeaturePoisoning(_Described):
     def __post_init__(self) -> None:
         eps, norm, lam, steps = self.validate(self.eps, self.norm, self.lam, self.steps)
         for key, value in (("eps", eps), ("norm", norm), ("lam", lam), ("steps", steps)):
-            _set(self, key, value)
+            store(self, key, value)
 
     @staticmethod
     def validate(eps: Any, norm: Any, lam: Any, steps: Any) -> tuple[float, str, float, int]:
         """The parameters coerced and checked; ValueError names the first bad one."""
-        eps, lam = _number("eps", eps), _number("lam", lam)
-        norm, steps = _choice("norm", norm, NORMS), _integer("steps", steps)
-        _check(eps > 0, f"eps must be > 0, got {eps}")
-        _check(lam >= 0, f"lam must be >= 0, got {lam}")
-        _check(steps >= 1, f"steps must be >= 1, got {steps}")
+        eps, lam = number("eps", eps), number("lam", lam)
+        norm, steps = choice("norm", norm, NORMS), integer("steps", steps)
+        check(eps > 0, f"eps must be > 0, got {eps}")
+        check(lam >= 0, f"lam must be >= 0, got {lam}")
+        check(steps >= 1, f"steps must be >= 1, got {steps}")
         return eps, norm, lam, steps
 
     @classmethod
@@ -256,6 +205,9 @@ class FeaturePoisoning(_Described):
             source=str(surrogate),
             source_sha256=sha256_file(path),
         )
+
+    def __str__(self) -> str:
+        return defence_spec(self)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -296,7 +248,7 @@ class FeaturePoisoning(_Described):
         if self.norm == "linf":
             u = torch.rand(shape, generator=gen, device=gen.device)
             return ((u * 2 - 1) * size).to(like)
-        return self._direction(_randn(shape, gen, like)) * size
+        return self._direction(randn(shape, gen, like)) * size
 
     @torch.no_grad()
     def __call__(
@@ -343,7 +295,7 @@ class _History:
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class SimilarQuery(_Described):
+class SimilarQuery(Described):
     """The similar-query defence (000, Sec. 5.3 and App. A.3; Tables 12-15).
 
     Keeps the ``history`` most recent clean answers it has seen; an answer whose maximum cosine
@@ -372,17 +324,17 @@ class SimilarQuery(_Described):
     CHUNK_ELEMENTS = 1 << 22  # bound on the similarity matrix computed at once
 
     def __post_init__(self) -> None:
-        _set(self, "metric", _choice("metric", self.metric, METRICS))
-        _set(self, "mode", _choice("mode", self.mode, MODES))
+        store(self, "metric", choice("metric", self.metric, METRICS))
+        store(self, "mode", choice("mode", self.mode, MODES))
         for key in ("threshold", "sigma", "mean"):
-            _set(self, key, _number(key, getattr(self, key)))
-        _set(self, "history", _integer("history", self.history))
+            store(self, key, number(key, getattr(self, key)))
+        store(self, "history", integer("history", self.history))
         if self.metric == "cosine":
-            _check(-1 <= self.threshold <= 1, f"threshold must be in [-1, 1], got {self.threshold}")
+            check(-1 <= self.threshold <= 1, f"threshold must be in [-1, 1], got {self.threshold}")
         else:
-            _check(self.threshold >= 0, f"threshold must be >= 0, got {self.threshold}")
-        _check(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")
-        _check(self.history >= 1, f"history must be >= 1, got {self.history}")
+            check(self.threshold >= 0, f"threshold must be >= 0, got {self.threshold}")
+        check(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")
+        check(self.history >= 1, f"history must be >= 1, got {self.history}")
 
     @property
     def flagged(self) -> int:
@@ -473,7 +425,7 @@ class SimilarQuery(_Described):
         out = reps.clone()
         idx = flags.nonzero().squeeze(1)
         if len(idx):
-            noise = self.mean + self.sigma * _randn((len(idx), reps.shape[1]), gen, reps)
+            noise = self.mean + self.sigma * randn((len(idx), reps.shape[1]), gen, reps)
             out[idx] = noise if self.mode == "replace" else reps[idx] + noise
         h.seen += len(reps)
         h.flagged += len(idx)
@@ -488,6 +440,9 @@ DEFENCES: dict[str, Callable[..., Defence]] = {
     "round": Rounding,
     "poison": FeaturePoisoning.from_file,
     "similar": SimilarQuery,
+    "b4b": B4B,
+    "transform": UserTransform,
+    "pow": ProofOfWork,
 }
 
 
@@ -562,10 +517,39 @@ def make_defence(name: str, params: Mapping[str, Any], *, spec: str | None = Non
 
 
 def apply_defences(
-    defences: Sequence[Defence], reps: torch.Tensor, images: torch.Tensor, gen: torch.Generator
+    defences: Sequence[Defence],
+    reps: torch.Tensor,
+    images: torch.Tensor,
+    gen: torch.Generator,
+    account: Account | None = None,
 ) -> torch.Tensor:
-    """Apply ``defences`` in order (each sees the previous one's output); ``reps`` is untouched."""
+    """Apply ``defences`` in order (each sees the previous one's output); ``reps`` is untouched.
+    Per-user defences (B4B, transformations, proof-of-work) are given ``account``; the coverage
+    they price by is recorded first, on the encoder's own answers, whatever the order."""
+    tables = {d.buckets for d in defences if getattr(d, "covers", False)}  # type: ignore[attr-defined]
+    if tables and account is None:
+        raise SleuthError("coverage-priced defences are per user: they need an account")
+    for buckets in sorted(tables):
+        record_coverage(reps, account, buckets)  # type: ignore[arg-type]
     out = reps
     for defence in defences:
-        out = defence(out, images, gen)
+        if getattr(defence, "per_user", False):
+            if account is None:
+                raise SleuthError(f"the {defence.name} defence is per user: it needs an account")
+            out = defence(out, images, gen, account)  # type: ignore[call-arg]
+        else:
+            out = defence(out, images, gen)
     return out
+
+
+def answer_dim(defences: Sequence[Defence], dim: int) -> int:
+    """The size of the answers ``defences`` return for ``dim``-dimensional representations."""
+    for defence in defences:
+        out_dim = getattr(defence, "out_dim", None)
+        dim = out_dim(dim) if out_dim is not None else dim
+    return dim
+
+
+def gates(defences: Sequence[Defence]) -> list[ProofOfWork]:
+    """The defences a user must pay before a batch is answered (proof-of-work)."""
+    return [d for d in defences if getattr(d, "gate", False)]  # type: ignore[misc]

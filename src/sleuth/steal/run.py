@@ -24,6 +24,7 @@ from sleuth.steal.config import StealConfig
 from sleuth.steal.defences import Defence, parse_defence
 from sleuth.steal.losses import get_loss
 from sleuth.steal.oracle import MeteredOracle, open_victim
+from sleuth.steal.sybil import SybilOracle
 
 ENCODER_NAME = "encoder.pt"
 
@@ -99,27 +100,43 @@ def run_steal(
     force: bool = False,
     device: str = "auto",
     progress: Progress | None = None,
+    api_keys: Sequence[str] = (),
 ) -> StealResult:
-    """Steal ``victim`` into ``out_dir``/encoder.pt with a manifest of what it took."""
+    """Steal ``victim`` into ``out_dir``/encoder.pt with a manifest of what it took.
+
+    With ``cfg.sybils`` > 1 the budget is split over that many accounts (``api_keys``, one per
+    account, for an API) and their answers remapped onto the first's (``steal.sybil``)."""
     start = time.perf_counter()
     if cfg.method not in METHODS:
         raise SleuthError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
     loss = get_loss(cfg.loss)
     parsed = [parse_defence(d) if isinstance(d, str) else d for d in defences]
     opened = open_victim(
-        victim, defences=parsed, access_head=cfg.method == "access-head", seed=cfg.seed
+        victim,
+        defences=parsed,
+        access_head=cfg.method == "access-head",
+        seed=cfg.seed,
+        api_keys=api_keys,
+        accounts=cfg.sybils,
     )
+    oracle = opened.oracle
+    if cfg.sybils > 1:
+        oracle = SybilOracle(opened.accounts, cfg.sybil_mapper, cfg.seed)
     data, chosen = attacker_images(cfg, victim)
     if loss.needs_labels and data.labels is None:
         raise SleuthError(f"--loss {cfg.loss} needs labelled query data; {cfg.data} has none")
     store = None
     if cache is not None:
         store = (
-            AnswerStore.read(cache, victim=opened.oracle.digest)
+            AnswerStore.read(cache, victim=oracle.digest)
             if Path(cache).exists()
-            else AnswerStore(opened.oracle.digest)
+            else AnswerStore(oracle.digest)
         )
-    meter = MeteredOracle(opened.oracle, cfg.queries, store)
+    meter = MeteredOracle(oracle, cfg.queries, store)
+    if isinstance(oracle, SybilOracle):
+        overlap = to_float(chosen.images[: cfg.overlap])
+        meter.spend(len(overlap) * cfg.sybils)  # refused before anything is sent
+        oracle.calibrate(overlap)
     rep_dim = meter.rep_dim
     if cfg.method == "access-head":
         rep_dim = opened.encoder.rep_dim if opened.encoder is not None else cfg.rep_dim
@@ -144,7 +161,9 @@ def run_steal(
     history = METHODS[cfg.method](ctx)
     attacker = attacker.cpu().eval()
     train_s = time.perf_counter() - start
-    metrics: dict[str, Any] = {"loss_history": history}
+    metrics: dict[str, Any] = {"loss_history": history, "pow_work_s": opened.work_s}
+    if isinstance(oracle, SybilOracle):
+        metrics["remap_error"] = oracle.remap_error
     if eval_task is not None:
         sa = linear_probe(attacker, eval_task)
         metrics["SA"] = sa.accuracy
@@ -166,7 +185,9 @@ def run_steal(
         details={
             "config": cfg.to_dict(),
             "victim": victim,
-            "victim_digest": opened.oracle.digest,
+            "victim_digest": oracle.digest,
+            "accounts": cfg.sybils,
+            "sybil_overlap": cfg.overlap,
             "queries_budget": cfg.queries,
             "queries_used": meter.used,
             "queries_sent": meter.sent,
