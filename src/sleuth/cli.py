@@ -488,6 +488,12 @@ def steal(
             help="Victim-side output defence, repeatable, applied in order: noise:sigma=S[,mean=M], topk:k=K, round:decimals=M, poison:eps=E,norm=l2|linf,surrogate=PATH[,lam=L,steps=N], similar:metric=cosine|l2,threshold=T[,sigma=S,mean=M,history=H,mode=replace|add], and per account b4b[:buckets=4096,lam=1e-6,alpha=1,beta=0.8], transform[:kinds=affine+pad+shuffle,pad=16,binary=1024], pow[:base=8,top=20,beta=0.8] (Dubiński et al., NeurIPS 2023). Local victims only (an API applies its own: sleuth serve --defence).",
         ),
     ] = None,
+    defence_data: Annotated[
+        str | None,
+        typer.Option(
+            help="The victim owner's data (a dataset spec): per-account defences centre their coverage hashing on the victim's mean representation of it, as sleuth serve --lsh-data does. Default: hyperplanes through the origin."
+        ),
+    ] = None,
     api_key: Annotated[
         list[str] | None,
         typer.Option(
@@ -568,6 +574,7 @@ def steal(
             victim,
             out_dir,
             api_keys=api_key or [],
+            defence_data=defence_data,
             defences=defence or [],
             cache=cache,
             eval_task=eval_task,
@@ -1322,6 +1329,7 @@ def serve_run(
     max_side: Annotated[int, typer.Option(help="Largest image side in pixels.")] = 96,
     buckets: Annotated[int, typer.Option(help="LSH buckets of the coverage recorded for every account (users list, /admin).")] = 4096,
     cost_alert: Annotated[float | None, typer.Option(help="The owner's page flags accounts nearing this accumulated cost. Default: quotas only.")] = None,
+    lsh_data: Annotated[str | None, typer.Option(help="Data of the owner's (a dataset spec): at the first start the coverage hashing is centred on the encoder's mean representation of it and kept in --db. Default: hyperplanes through the origin, which barely separate all-positive representations.")] = None,
 ) -> None:
     """Serve ENCODER over HTTP until interrupted (GET /info, POST /represent, /v1/..., /health, /docs, /admin)."""
     from sleuth.serve import require_extra
@@ -1342,6 +1350,7 @@ def serve_run(
         max_side=max_side,
         buckets=buckets,
         cost_alert=cost_alert,
+        lsh_data=lsh_data,
     )
     if workers < 1:
         raise SleuthError(f"--workers must be at least 1, got {workers}")

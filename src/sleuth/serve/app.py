@@ -32,7 +32,7 @@ from sleuth.serve.admin import admin_router
 from sleuth.serve.config import CONFIG_ENV, ServeConfig
 from sleuth.serve.store import Store, User
 from sleuth.steal.accounts import derive_seed
-from sleuth.steal.b4b import record_coverage
+from sleuth.steal.b4b import lsh_center, record_coverage
 from sleuth.steal.defences import Defence, answer_dim, apply_defences, gates, parse_defence
 from sleuth.steal.pow import PROOF_HEADER, Proof, issue
 
@@ -49,6 +49,10 @@ class Service:
         self.defences: list[Defence] = [parse_defence(s) for s in cfg.defences]
         self.gates = gates(self.defences)
         self.store = store or Store(cfg.db)
+        if cfg.lsh_data and self.store.center is None:
+            self.store.keep_center(lsh_center(self.encoder, cfg.lsh_data))
+        if self.store.center is None:
+            log.warning("coverage hashing is not centred (no --lsh-data at the first start)")
         self.rep_dim = answer_dim(self.defences, self.encoder.rep_dim)
 
     # --- checks, each an HTTPException with a message ----------------------------------------

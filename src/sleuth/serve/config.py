@@ -23,6 +23,7 @@ class ServeConfig:
     max_side: int = 96
     buckets: int = 4096  # the coverage table every answer is recorded in (users list, /admin)
     puzzle_ttl: float = 300.0  # seconds a proof-of-work challenge stays valid
+    lsh_data: str | None = None  # the owner's data: the coverage LSH is centred on its mean
     cost_alert: float | None = None  # the owner's page flags accounts nearing this total cost
 
     def __post_init__(self) -> None:

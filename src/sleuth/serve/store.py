@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import torch
 from sqlalchemy.engine import Connection, Engine
 
 from sleuth.errors import SleuthError
@@ -136,8 +138,25 @@ class Store:
         try:
             meta.create_all(self.engine)
             self.secret = self._secret()
+            self.center = self._center()
         except sa.exc.OperationalError as exc:
             raise SleuthError(f"cannot open database {url!r}: {exc.orig}") from None
+
+    def _center(self) -> torch.Tensor | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(settings.c.value).where(settings.c.key == "lsh_center")
+            ).scalar()
+        return None if value is None else torch.tensor(json.loads(value), dtype=torch.float32)
+
+    def keep_center(self, center: torch.Tensor) -> torch.Tensor:
+        """Store the coverage LSH's center if none is stored yet; the stored one either way.
+        It is fixed at the first start: moving it would make old coverage meaningless."""
+        row = [{"key": "lsh_center", "value": json.dumps([float(v) for v in center])}]
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(settings, row))
+        self.center = self._center()
+        return self.center
 
     def _secret(self) -> bytes:
         """The server's secret (LSH planes, per-user transformations, puzzles), made once."""
@@ -307,6 +326,10 @@ class DBAccount:
     @property
     def secret(self) -> bytes:
         return self.store.secret
+
+    @property
+    def center(self) -> torch.Tensor | None:
+        return self.store.center
 
     def coverage(self, total: int) -> float:
         n = self.conn.execute(

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import torch
+
 
 def derive_seed(secret: bytes, *parts: str) -> int:
     """A 63-bit seed from HMAC-SHA256(secret, parts): the same for the same secret and parts on
@@ -28,6 +30,7 @@ class Account(Protocol):
 
     user: str
     secret: bytes  # the server's secret: per-user keys are derived from it and ``user``
+    center: torch.Tensor | None  # where the coverage LSH's hyperplanes pass (None: the origin)
 
     def coverage(self, total: int) -> float:
         """Fraction of a ``total``-bucket hash table the user's answers occupy so far."""
@@ -49,6 +52,7 @@ class MemoryAccount:
 
     user: str
     secret: bytes
+    center: torch.Tensor | None = None
     buckets: dict[int, set[int]] = field(default_factory=dict)  # table size -> occupied buckets
     costs: dict[str, float] = field(default_factory=dict)  # defence -> accumulated cost
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sleuth.data import load_images, to_float
 from sleuth.steal.accounts import Account, derive_seed
 from sleuth.steal.params import Described, check, integer, number, randn, store
 
@@ -41,14 +42,20 @@ def _hyperplanes(secret: bytes, dim: int, bits: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RandomHyperplaneLSH:
-    """Sign-of-projection LSH (Charikar, STOC 2002): answers at a small angle share a bucket.
+    """Sign-of-projection LSH (Charikar, STOC 2002): answers at a small angle from ``center``
+    share a bucket.
 
-    ``bits`` hyperplanes through the origin give ``2**bits`` buckets; the hyperplanes come from
-    ``secret`` alone, so every worker and host of a server hashes alike and a user cannot know them.
+    ``bits`` hyperplanes through ``center`` give ``2**bits`` buckets; their directions come from
+    ``secret`` alone, so every worker and host of a server hashes alike and a user cannot know
+    them. Representations after a ReLU all lie in the positive orthant, where hyperplanes through
+    the origin barely separate anything (on the demo victim 4,000 images fill 1.6 % of 4,096
+    buckets uncentred, 8.7 % centred): the owner centres them on the mean representation of
+    data of its own (``lsh_center``); without a center they pass through the origin, as in B4B.
     """
 
     secret: bytes
     bits: int
+    center: torch.Tensor | None = None
 
     @property
     def total(self) -> int:
@@ -57,9 +64,19 @@ class RandomHyperplaneLSH:
     def __call__(self, reps: torch.Tensor) -> np.ndarray:
         """The bucket (0 .. 2**bits - 1) of each row of ``reps``."""
         planes = _hyperplanes(self.secret, int(reps.shape[1]), self.bits)
-        signs = (reps.detach().float().cpu() @ planes) > 0
+        x = reps.detach().float().cpu()
+        if self.center is not None:
+            x = x - self.center.to(x)
         weights = torch.tensor([1 << i for i in range(self.bits)], dtype=torch.int64)
-        return (signs.to(torch.int64) * weights).sum(dim=1).numpy()
+        return ((x @ planes > 0).to(torch.int64) * weights).sum(dim=1).numpy()
+
+
+def lsh_center(encoder: Any, data: str, n: int = 2048, seed: int = 0) -> torch.Tensor:
+    """The mean representation of up to ``n`` images of the owner's ``data`` (a dataset spec):
+    the point the coverage hyperplanes pass through."""
+    images = load_images(data, "train")
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return encoder.represent(to_float(images.subset(pick).images)).mean(0)
 
 
 def b4b_sigma(coverage: float, lam: float = 1e-6, alpha: float = 1.0, beta: float = 0.8) -> float:
@@ -79,7 +96,7 @@ def lsh_bits(buckets: Any) -> int:
 
 def record_coverage(reps: torch.Tensor, account: Account, buckets: int) -> float:
     """Hash the answers about to be returned into the user's table; the coverage after them."""
-    lsh = RandomHyperplaneLSH(account.secret, lsh_bits(buckets))
+    lsh = RandomHyperplaneLSH(account.secret, lsh_bits(buckets), account.center)
     return account.cover(lsh(reps), lsh.total)
 
 

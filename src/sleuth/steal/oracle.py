@@ -36,6 +36,7 @@ from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key
 from sleuth.steal.accounts import MemoryAccount, local_secret
+from sleuth.steal.b4b import lsh_center
 from sleuth.steal.defences import Defence, answer_dim, apply_defences, gates
 from sleuth.steal.pow import PROOF_HEADER, issue, solve
 
@@ -65,13 +66,16 @@ class LocalOracle:
     batch_size: int = 512
     user: str = "attacker"
     secret: bytes | None = None  # the stand-in server's secret; None: from ``seed``
+    center: torch.Tensor | None = None  # the coverage LSH's center (``b4b.lsh_center``)
     gen: torch.Generator = field(init=False)
     account: MemoryAccount = field(init=False)
     work_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self.gen = torch.Generator().manual_seed(self.seed)
-        self.account = MemoryAccount(self.user, self.secret or local_secret(self.seed))
+        self.account = MemoryAccount(
+            self.user, self.secret or local_secret(self.seed), self.center
+        )
         dim = self.encoder.rep_dim
         if self.head is not None:
             self.head.eval()
@@ -292,13 +296,15 @@ def open_victim(
     seed: int = 0,
     api_keys: Sequence[str] = (),
     accounts: int = 1,
+    defence_data: str | None = None,
 ) -> Victim:
     """A victim from a URL, an answers ``.h5`` file, an artifact folder or an encoder file.
 
     ``accounts`` > 1 opens that many accounts (``Victim.accounts``): an API key each for a URL,
-    users ``sybil-0``, ``sybil-1``, ... of the per-user defences for a local file."""
+    users ``sybil-0``, ``sybil-1``, ... of the per-user defences for a local file, whose coverage
+    LSH is centred on the victim's mean representation of ``defence_data`` when given."""
     if victim.startswith(("http://", "https://")):
-        if defences or access_head:
+        if defences or access_head or defence_data:
             raise SleuthError("defences and the access head are the API's business, not ours")
         keys: list[str | None] = list(api_keys) or [None]
         if len(keys) != accounts and not (accounts == 1 and len(keys) == 1):
@@ -324,10 +330,13 @@ def open_victim(
             raise SleuthError(f"--method access-head needs the victim's owner key: {key_file}")
         head = load_owner_key(key_file).projection_head()
     digest = sha256_file(file)
+    center = lsh_center(encoder, defence_data) if defence_data else None
     secret = local_secret(seed)  # one stand-in server for every account
     users = ["attacker"] if accounts == 1 else [f"sybil-{k}" for k in range(accounts)]
     local = tuple(
-        LocalOracle(encoder, digest, defences, head, seed + k, user=user, secret=secret)
+        LocalOracle(
+            encoder, digest, defences, head, seed + k, user=user, secret=secret, center=center
+        )
         for k, user in enumerate(users)
     )
     return Victim(local[0], encoder, local)

@@ -101,6 +101,7 @@ def run_steal(
     device: str = "auto",
     progress: Progress | None = None,
     api_keys: Sequence[str] = (),
+    defence_data: str | None = None,
 ) -> StealResult:
     """Steal ``victim`` into ``out_dir``/encoder.pt with a manifest of what it took.
 
@@ -118,6 +119,7 @@ def run_steal(
         seed=cfg.seed,
         api_keys=api_keys,
         accounts=cfg.sybils,
+        defence_data=defence_data,
     )
     oracle = opened.oracle
     if cfg.sybils > 1:
@@ -195,6 +197,7 @@ def run_steal(
             "surrogate_images": len(chosen),
             "surrogate_fingerprint": fingerprint(data),
             "defences": [d.describe() for d in parsed],
+            "defence_data": defence_data,
             "encoder": attacker.config.to_dict(),
             "eval_task": eval_task,
             "device": str(dev),
