@@ -64,3 +64,35 @@ def zoo(tmp_path_factory):
     }.items():
         run_embed(EmbedConfig(**{**base, **kw}), root / name, device="cpu")
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session. Skipped only where none can start here, saying
+    why; CI sets SLEUTH_REQUIRE_SERVICES=1 (after installing the server), where that fails."""
+    import os
+
+    from sleuth.serve.process import Postgres
+
+    why = Postgres.missing()
+    if why:
+        if os.environ.get("SLEUTH_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"SLEUTH_REQUIRE_SERVICES=1 but {why}")
+        pytest.skip(why)
+    server = Postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def require_browser():
+    """Headless Chromium, skipped only where none is installed (failing under
+    SLEUTH_REQUIRE_SERVICES=1, as in CI, which installs it)."""
+    import os
+
+    from sleuth.reports.pdf import find_browser
+
+    if find_browser() is None:
+        if os.environ.get("SLEUTH_REQUIRE_SERVICES") == "1":
+            pytest.fail("SLEUTH_REQUIRE_SERVICES=1 but no Chromium is installed")
+        pytest.skip("no Chromium installed (apt-get install chromium)")

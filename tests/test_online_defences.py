@@ -4,7 +4,6 @@ the sybil attack against them, on synthetic answers with known answers."""
 import hashlib
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -100,8 +99,15 @@ def test_per_user_defences_refuse_without_an_account():
 
 @pytest.mark.parametrize(
     "spec",
-    ["b4b:buckets=1000", "b4b:lam=2,alpha=1", "b4b:beta=0", "transform:kinds=affine+rot",
-     "transform:pad=0", "pow:base=10,top=5", "pow:top=50"],
+    [
+        "b4b:buckets=1000",
+        "b4b:lam=2,alpha=1",
+        "b4b:beta=0",
+        "transform:kinds=affine+rot",
+        "transform:pad=0",
+        "pow:base=10,top=5",
+        "pow:top=50",
+    ],
 )
 def test_bad_online_specs_are_refused(spec):
     with pytest.raises(SleuthError, match="bad defence spec"):
@@ -132,14 +138,20 @@ def test_affine_pad_shuffle_loses_nothing_linear():
 
 
 def test_binary_answers_bits():
-    out = UserTransform(kinds="binary", binary=64)(reps(), IMAGES, gen(), MemoryAccount("u", SECRET))
+    out = UserTransform(kinds="binary", binary=64)(
+        reps(), IMAGES, gen(), MemoryAccount("u", SECRET)
+    )
     assert out.shape == (200, 64) and set(out.unique().tolist()) <= {0.0, 1.0}
     assert answer_dim([UserTransform(kinds="pad+binary", pad=4, binary=64)], 16) == 64
 
 
 def test_derived_seeds_depend_on_every_part():
-    seeds = {derive_seed(SECRET, "a", "b"), derive_seed(SECRET, "a", "c"),
-             derive_seed(b"x" * 32, "a", "b"), derive_seed(SECRET, "ab")}
+    seeds = {
+        derive_seed(SECRET, "a", "b"),
+        derive_seed(SECRET, "a", "c"),
+        derive_seed(b"x" * 32, "a", "b"),
+        derive_seed(SECRET, "ab"),
+    }
     assert len(seeds) == 4 and all(0 <= s < 2**63 for s in seeds)
 
 

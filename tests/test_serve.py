@@ -26,9 +26,12 @@ def encoder_file(tmp_path_factory):
     return str(save_encoder(encoder, tmp_path_factory.mktemp("enc") / "encoder.pt"))
 
 
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path / 'serve.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """Every test runs on the embedded default and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'serve.db'}"
+    return request.getfixturevalue("postgres").database()
 
 
 def npy(array) -> bytes:
@@ -81,8 +84,10 @@ def test_no_key_or_a_wrong_key_is_401(encoder_file, db, auth):
     client, store = serve(encoder_file, db)
     store.add_user("alice")
     headers = {"Authorization": auth} if auth else {}
-    for r in (client.get("/info", headers=headers),
-              client.post("/represent", content=npy(images()), headers=headers)):
+    for r in (
+        client.get("/info", headers=headers),
+        client.post("/represent", content=npy(images()), headers=headers),
+    ):
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
 
 
@@ -146,8 +151,9 @@ def test_oversized_bodies_are_413(encoder_file, db):
     big = npy(images(n=64))
     r = client.post("/represent", content=big, headers=bearer(key))
     assert r.status_code == 413
-    streamed = client.post("/represent", content=iter([big[:1000], big[1000:]]),
-                           headers=bearer(key))
+    streamed = client.post(
+        "/represent", content=iter([big[:1000], big[1000:]]), headers=bearer(key)
+    )
     assert streamed.status_code == 413
     assert represent(client, key, images(n=2)).status_code == 200
 
@@ -169,14 +175,18 @@ def test_quota_and_rate_limits_refuse_without_counting(encoder_file, db):
 def test_users_see_only_their_own_state(encoder_file, db):
     """Coverage and counts are per user; /info names the caller; only owners open /admin."""
     client, store = serve(encoder_file, db, "b4b")
-    alice, bob, owner = store.add_user("alice"), store.add_user("bob"), store.add_user(
-        "o", owner=True
+    alice, bob, owner = (
+        store.add_user("alice"),
+        store.add_user("bob"),
+        store.add_user("o", owner=True),
     )
     represent(client, alice, images(8, seed=1))
     assert client.get("/info", headers=bearer(bob)).json()["user"] == "bob"
     rows = {u["name"]: u for u in store.users_summary(4096)}
     assert rows["alice"]["queries"] == 8 and rows["alice"]["coverage"] > 0
-    assert rows["bob"]["queries"] == 0 and rows["bob"]["coverage"] == 0 and rows["bob"]["cost"] == {}
+    assert (
+        rows["bob"]["queries"] == 0 and rows["bob"]["coverage"] == 0 and rows["bob"]["cost"] == {}
+    )
     assert client.get("/admin", headers=bearer(alice)).status_code == 403
     assert client.get("/admin/users", headers=bearer(bob)).status_code == 403
     listed = client.get("/admin/users", headers=bearer(owner)).json()
@@ -268,8 +278,8 @@ def test_a_key_never_reaches_the_logs(encoder_file, db, caplog):
 
 
 def test_concurrent_workers_lose_no_updates(encoder_file, db):
-    """Two stores on one SQLite file (two worker processes' view) and 8 client threads: every
-    answered query is counted once and every bucket recorded."""
+    """Two stores on one database (two worker processes' view, or two hosts' on PostgreSQL)
+    and 8 client threads: every answered query is counted once and every batch logged."""
     apps = [serve(encoder_file, db, "b4b:buckets=64", buckets=64)[0] for _ in range(2)]
     key = Store(db).add_user("alice")
     errors = []
@@ -292,8 +302,10 @@ def test_concurrent_workers_lose_no_updates(encoder_file, db):
     assert tuple(events) == (48, 144)
 
 
-def test_a_bad_database_url_is_one_line(tmp_path):
+def test_a_bad_database_url_is_one_line(tmp_path, postgres):
     with pytest.raises(SleuthError, match="cannot open database"):
         Store("nosuchdialect://x")
     with pytest.raises(SleuthError, match="cannot open database"):
         Store(f"sqlite:///{tmp_path}/missing/dir/x.db")
+    with pytest.raises(SleuthError, match="cannot open database"):
+        Store(f"postgresql://sleuth@127.0.0.1:{postgres.port}/no_such_database")

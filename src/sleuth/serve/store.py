@@ -362,10 +362,8 @@ class DBAccount:
 
     def spend(self, digest: str) -> bool:
         """Mark a proof-of-work challenge as used; False when it already was."""
-        done = self.conn.execute(
-            self.store._insert_ignore(spent, [{"digest": digest, "t": time.time()}])
-        )
-        return done.rowcount == 1
+        stmt = self.store._insert_ignore(spent, [{"digest": digest, "t": time.time()}])
+        return self.conn.execute(stmt.returning(spent.c.digest)).first() is not None
 
     def answered(self, n: int, coverage: float) -> None:
         """Count ``n`` answered queries and log the batch (after the defences charged it)."""
