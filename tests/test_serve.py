@@ -2,6 +2,7 @@
 happen (another user's state visible, a key in the logs, a refused request counted)."""
 
 import io
+import json
 import logging
 import threading
 
@@ -309,3 +310,48 @@ def test_a_bad_database_url_is_one_line(tmp_path, postgres):
         Store(f"sqlite:///{tmp_path}/missing/dir/x.db")
     with pytest.raises(SleuthError, match="cannot open database"):
         Store(f"postgresql://sleuth@127.0.0.1:{postgres.port}/no_such_database")
+
+
+def test_users_commands_and_their_refusals(tmp_path, monkeypatch):
+    """add prints a key once, list --json has every field the owner needs, revoke works once;
+    a duplicate, an unknown user and a missing extra are one line and exit code 2."""
+    from typer.testing import CliRunner
+
+    import sleuth.serve
+    from sleuth.cli import app
+
+    run = CliRunner().invoke
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    added = run(app, ["serve", "users", "add", "alice", "--db", db, "--quota", "5"])
+    assert added.exit_code == 0 and added.stdout.startswith("sk-")
+    assert Store(db).authenticate(added.stdout.strip()).name == "alice"
+    listed = json.loads(run(app, ["serve", "users", "list", "--db", db, "--json"]).stdout)
+    assert {"name", "queries", "coverage", "cost"} <= set(listed[0]) and listed[0]["quota"] == 5
+    for args, message in (
+        (["users", "add", "alice", "--db", db], "already exists"),
+        (["users", "revoke", "bob", "--db", db], "no active user"),
+        (["users", "add", "x", "--db", db, "--quota", "0"], "--quota must be at least 1"),
+    ):
+        refused = run(app, ["serve", *args])
+        assert refused.exit_code == 2 and message in refused.output
+        assert len(refused.output.strip().splitlines()) == 1 and "Traceback" not in refused.output
+    assert run(app, ["serve", "users", "revoke", "alice", "--db", db]).exit_code == 0
+    monkeypatch.setattr(sleuth.serve, "EXTRA_MODULES", ("no_such_module_here",))
+    missing = run(app, ["serve", "users", "list", "--db", db])
+    assert missing.exit_code == 2 and "pip install 'sleuth[serve]'" in missing.output
+
+
+def test_serve_refuses_a_bad_encoder_or_defence_before_listening(encoder_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    for args, message in (
+        ([str(tmp_path / "missing.pt")], "not found"),
+        ([encoder_file, "--defence", "bogus"], "unknown defence"),
+        ([encoder_file, "--defence", "b4b:buckets=3"], "power of two"),
+        ([encoder_file, "--workers", "0"], "--workers"),
+    ):
+        refused = CliRunner().invoke(app, ["serve", *args, "--db", db])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
