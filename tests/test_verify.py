@@ -229,15 +229,24 @@ def test_cli_verify_json_and_challenge(zoo, tmp_path):
         "--samples",
         "40",
         "--quiet",
-        "--json",
-        str(tmp_path / "r.json"),
     ]
     for r in _refs(zoo):
         args += ["--reference", r]
-    res = runner.invoke(app, args)
+    res = runner.invoke(app, [*args, "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads((tmp_path / "r.json").read_text())
-    assert data["verdict"] == "stolen" and "verdict: stolen" in res.stdout
+    data = json.loads(res.stdout)  # stdout holds the JSON and nothing else
+    assert data["verdict"] == "stolen"
+    summary = runner.invoke(app, args)
+    assert "verdict: stolen" in summary.stdout
+    # the old `--json FILE` can no longer overwrite a file: FILE is an extra argument
+    victim_file = zoo / "victim" / "encoder.pt"
+    before = victim_file.read_bytes()
+    old_style = runner.invoke(app, [*args, "--json", str(victim_file)])
+    assert old_style.exit_code == 2 and victim_file.read_bytes() == before
+    (tmp_path / "kept.h5").write_bytes(b"mine")
+    refused = runner.invoke(app, [*args, "--save", str(tmp_path / "kept.h5")])
+    assert refused.exit_code == 2 and "--force" in refused.output
+    assert (tmp_path / "kept.h5").read_bytes() == b"mine"
     res = runner.invoke(
         app,
         [

@@ -724,13 +724,13 @@ def verify(
             "--out", help="With `challenge`: where to write challenge.h5 (its key goes beside it)."
         ),
     ] = None,
-    json_file: Annotated[
-        Path | None,
+    as_json: Annotated[
+        bool,
         typer.Option(
             "--json",
-            help="Write the machine-readable result (verdict in stolen, not_stolen, inconclusive) to this file.",
+            help="Print the machine-readable result (verdict in stolen, not_stolen, inconclusive) as JSON on stdout instead of the summary; redirect it to keep it in a file.",
         ),
-    ] = None,
+    ] = False,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -746,7 +746,8 @@ def verify(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite a non-empty --report folder.")
+        bool,
+        typer.Option("--force", help="Overwrite an existing --save file or a non-empty --report folder."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
 ) -> None:
@@ -754,7 +755,7 @@ def verify(
 
     Exit code 0 whenever it ran, whatever the verdict; 2 on bad input.
     """
-    from sleuth.fileio import atomic_write_text, check_out_dir
+    from sleuth.fileio import check_out_dir
     from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify
 
     settings = ChallengeSettings(samples=samples, seed=seed)
@@ -769,6 +770,8 @@ def verify(
         return
     if report is not None:  # refuse a bad folder or key before minutes of verification
         check_out_dir(report, force=force)
+    if save is not None and save.exists() and not force:
+        raise SleuthError(f"--save {save} exists: pass --force to overwrite it")
     private_key = _signing_key(sign_key) if sign_key is not None else None
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
     result = run_verify(
@@ -784,9 +787,10 @@ def verify(
         progress=progress,
         budget=budget,
     )
-    if json_file is not None:
-        atomic_write_text(json_file, result.to_json())
-    _print_verification(result.to_dict())
+    if as_json:
+        typer.echo(result.to_json())
+    else:
+        _print_verification(result.to_dict())
     if save is not None or report is not None:
         from sleuth.reports import Evidence, write_evidence
 
