@@ -1,5 +1,6 @@
 """Training: the predictor is optimised, seeds reproduce, and resume continues exactly."""
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -113,3 +114,55 @@ def test_presets_and_invalid_settings():
 def test_too_little_data_for_one_batch_is_a_clear_error(tiny_npz, tmp_path):
     with pytest.raises(SleuthError, match="fewer than one batch"):
         run_embed(_cfg(tiny_npz, batch_size=512), tmp_path / "x", device="cpu")
+
+
+def _ddp_rank(rank, world, port, batch, out):
+    """One gloo rank of test_ddp_contrastive_loss_equals_one_process: its interleaved slice of
+    the batch through a DDP-wrapped linear map, the trainer's loss and objective, backward."""
+    import os
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from sleuth.embed.distributed import DistInfo
+    from sleuth.embed.trainer import contrastive_loss
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    net = DistributedDataParallel(torch.nn.Linear(6, 4))
+    x1, x2 = batch[0][rank::world], batch[1][rank::world]
+    z = net(torch.cat([x1, x2]))
+    loss, objective = contrastive_loss(*z.chunk(2), 0.5, DistInfo(rank, world, torch.device("cpu")))
+    objective.backward()
+    if rank == 0:
+        torch.save({"loss": loss.detach(), "grad": net.module.weight.grad.clone()}, out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_contrastive_loss_equals_one_process(tmp_path):
+    """H: under DDP the NT-Xent negatives are the whole global batch. With 2 gloo ranks the
+    first step's loss and (DDP-averaged) gradient equal one process's on the same 16 pairs, to
+    float32 rounding (1e-5 relative); the per-rank loss the old code computed does not."""
+    import torch.multiprocessing as mp
+
+    from sleuth.embed.distributed import DistInfo
+    from sleuth.embed.trainer import contrastive_loss
+    from sleuth.models.losses import nt_xent
+
+    g = torch.Generator().manual_seed(1)
+    batch = torch.randn(2, 16, 6, generator=g)
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_ddp_rank, args=(2, 29000 + os.getpid() % 1000, batch, out), nprocs=2)
+    torch.manual_seed(0)
+    single = torch.nn.Linear(6, 4)
+    z = single(torch.cat([batch[0], batch[1]]))
+    loss, objective = contrastive_loss(*z.chunk(2), 0.5, DistInfo(0, 1, torch.device("cpu")))
+    objective.backward()
+    ranked = torch.load(out, weights_only=True)
+    assert torch.allclose(ranked["loss"], loss, rtol=1e-5)
+    assert torch.allclose(ranked["grad"], single.weight.grad, rtol=1e-5, atol=1e-7)
+    # a rank's own slice alone (no gathered negatives) is a different loss
+    z1, z2 = z.detach().chunk(2)
+    assert not torch.isclose(nt_xent(z1[::2], z2[::2], 0.5), loss)

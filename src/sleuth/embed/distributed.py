@@ -57,6 +57,29 @@ def from_main(info: DistInfo, value: object) -> object:
     return box[0]
 
 
+def gather_rows(info: DistInfo, rows: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``rows`` (equal sizes), in rank order; gradients flow to this rank's own.
+
+    The other ranks' rows arrive as constants: each rank's backward pass then carries the
+    gradient through its own rows only, and summing the ranks' gradients (``contrastive_loss``
+    scales for DDP's average) gives the one-process gradient of the loss on the whole batch.
+    """
+    if info.world == 1:
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(info.world)]
+    dist.all_gather(parts, rows.detach().contiguous())
+    parts[info.rank] = rows
+    return torch.cat(parts)
+
+
+def sync_batchnorm(info: DistInfo, model: torch.nn.Module) -> torch.nn.Module:
+    """Batch norm over the global batch under DDP on CUDA; PyTorch's SyncBatchNorm refuses CPU
+    modules, so on CPU (gloo) each rank normalises over its own slice."""
+    if info.world > 1 and info.device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
 def teardown(info: DistInfo) -> None:
     if info.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

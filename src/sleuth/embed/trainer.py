@@ -27,7 +27,7 @@ from sleuth.data.augment import SimCLRAugment
 from sleuth.data.watermark import RANDOM, RotationWatermark
 from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
-from sleuth.embed.distributed import DistInfo
+from sleuth.embed.distributed import DistInfo, gather_rows, sync_batchnorm
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
 from sleuth.models import Encoder, augmentation_predictor, encoder_config, projection_head
@@ -65,6 +65,17 @@ class TrainState:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     elapsed: float = 0.0
+
+
+def contrastive_loss(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, info: DistInfo
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(NT-Xent over the global batch, the objective to backpropagate). Under DDP the negatives
+    are every rank's rows (``gather_rows``), so the loss is the one-process loss on the whole
+    batch; each rank's gradient flows through its own rows only, so the objective is scaled by
+    the world size for DDP's average of the ranks' gradients to be the one-process gradient."""
+    loss = nt_xent(gather_rows(info, z1), gather_rows(info, z2), temperature)
+    return loss, loss * info.world
 
 
 def _generator(seed: int, epoch: int, rank: int, device: torch.device) -> torch.Generator:
@@ -156,6 +167,7 @@ def train(
     resumed_from = state.epoch
     net: nn.Module = model
     if dist_info.world > 1:
+        model = sync_batchnorm(dist_info, model)
         net = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
@@ -182,16 +194,16 @@ def train(
                 wm_views, wm_labels = watermark.views(x[:wm_b], gen)
                 views.append(wm_views)
             z, logits = net(torch.cat(views), 2 * len(idx))
-            z1, z2 = z.chunk(2)
-            contrastive = nt_xent(z1, z2, cfg.temperature)
+            contrastive, objective = contrastive_loss(*z.chunk(2), cfg.temperature, dist_info)
             loss = contrastive
             if logits is not None:
                 wm_loss = F.cross_entropy(logits, wm_labels)
                 loss = loss + cfg.wm_weight * wm_loss
+                objective = objective + cfg.wm_weight * wm_loss
                 totals["wm_loss"] += wm_loss.item()
                 totals["wm_acc"] += (logits.argmax(1) == wm_labels).float().mean().item()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             opt.step()
             sched.step()
             totals["loss"] += loss.item()
