@@ -379,3 +379,19 @@ def test_registry():
     assert {k for k, v in LOSSES.items() if v.two_views} == {"barlow", "supcon", "symmetrized"}
     for entry in LOSSES.values():
         assert entry.description and "\n" not in entry.description
+
+
+def test_temperature_is_bound_only_where_a_loss_has_one():
+    """--temperature reaches infonce/softnn/supcon (the same value as calling them with it) and
+    is refused for a loss without one."""
+    from sleuth.steal.losses import get_loss, infonce
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    bound = get_loss("infonce", 0.1).fn(a, b)
+    assert torch.allclose(bound, infonce(a, b, temperature=0.1))
+    assert not torch.allclose(bound, get_loss("infonce").fn(a, b))
+    with pytest.raises(SleuthError, match="infonce, softnn, supcon"):
+        get_loss("mse", 0.1)
+    with pytest.raises(SleuthError, match="temperature"):
+        get_loss("infonce", 0.0)

@@ -199,6 +199,10 @@ def embed(
             help="Train an independent reference encoder with the same recipe, without the watermark.",
         ),
     ] = False,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="NT-Xent temperature of the contrastive loss. Default: 0.5."),
+    ] = None,
     wm_weight: Annotated[
         float | None, typer.Option(help="Weight of the watermark loss. Default: 1.0.")
     ] = None,
@@ -255,6 +259,7 @@ def embed(
         lr=lr,
         seed=seed,
         watermark=not no_watermark,
+        temperature=temperature,
         wm_weight=wm_weight,
         wm_intervals=wm_intervals,
         wm_fraction=wm_fraction,
@@ -443,6 +448,12 @@ def steal(
     ] = 60,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate, cosine-annealed to 0.")] = 1e-3,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Temperature of the contrastive losses (infonce, softnn, supcon). Default: each loss's own (0.5, 100, 0.07)."
+        ),
+    ] = None,
     lam: Annotated[
         float, typer.Option("--lambda", help="StolenEncoder's λ, the weight of the augmented term.")
     ] = 20.0,
@@ -564,6 +575,7 @@ def steal(
         rotate=rotation_invariant,
         augment_queries=augment_queries,
         query_aug=query_aug,
+        temperature=temperature,
         sybils=sybils,
         sybil_overlap=sybil_overlap,
         sybil_mapper=sybil_mapper,
@@ -747,7 +759,9 @@ def verify(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Overwrite an existing --save file or a non-empty --report folder."),
+        typer.Option(
+            "--force", help="Overwrite an existing --save file or a non-empty --report folder."
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
 ) -> None:
@@ -1314,7 +1328,9 @@ def _store(db: str) -> Any:
 @serve_app.command("run")
 @user_errors
 def serve_run(
-    encoder: Annotated[Path, typer.Argument(help="The encoder file to serve (encoder.pt or .safetensors).")],
+    encoder: Annotated[
+        Path, typer.Argument(help="The encoder file to serve (encoder.pt or .safetensors).")
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     defence: Annotated[
@@ -1328,12 +1344,29 @@ def serve_run(
         ),
     ] = None,
     db: DbOpt = DEFAULT_DB,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes (state is shared through --db).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="uvicorn worker processes (state is shared through --db).")
+    ] = 1,
     max_batch: Annotated[int, typer.Option(help="Most images in one request.")] = 256,
     max_side: Annotated[int, typer.Option(help="Largest image side in pixels.")] = 96,
-    buckets: Annotated[int, typer.Option(help="LSH buckets of the coverage recorded for every account (users list, /admin).")] = 4096,
-    cost_alert: Annotated[float | None, typer.Option(help="The owner's page flags accounts nearing this accumulated cost. Default: quotas only.")] = None,
-    lsh_data: Annotated[str | None, typer.Option(help="Data of the owner's (a dataset spec): at the first start the coverage hashing is centred on the encoder's mean representation of it and kept in --db. Default: hyperplanes through the origin, which barely separate all-positive representations.")] = None,
+    buckets: Annotated[
+        int,
+        typer.Option(
+            help="LSH buckets of the coverage recorded for every account (users list, /admin)."
+        ),
+    ] = 4096,
+    cost_alert: Annotated[
+        float | None,
+        typer.Option(
+            help="The owner's page flags accounts nearing this accumulated cost. Default: quotas only."
+        ),
+    ] = None,
+    lsh_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Data of the owner's (a dataset spec): at the first start the coverage hashing is centred on the encoder's mean representation of it and kept in --db. Default: hyperplanes through the origin, which barely separate all-positive representations."
+        ),
+    ] = None,
 ) -> None:
     """Serve ENCODER over HTTP until interrupted (GET /info, POST /represent, /v1/..., /health, /docs, /admin)."""
     from sleuth.serve import require_extra
@@ -1362,7 +1395,11 @@ def serve_run(
     os.environ[CONFIG_ENV] = cfg.to_json()
     err.print(f"serving {encoder} on http://{host}:{port} ({workers} worker(s), db {db})")
     uvicorn.run(
-        "sleuth.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        "sleuth.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
         log_level="info",
     )
 
@@ -1372,9 +1409,15 @@ def serve_run(
 def users_add(
     name: Annotated[str, typer.Argument(help="The account's name (unique).")],
     db: DbOpt = DEFAULT_DB,
-    quota: Annotated[int | None, typer.Option(help="Total queries allowed. Default: unlimited.")] = None,
-    rate: Annotated[int | None, typer.Option(help="Queries allowed per minute. Default: unlimited.")] = None,
-    owner: Annotated[bool, typer.Option("--owner", help="An owner's account: may open /admin.")] = False,
+    quota: Annotated[
+        int | None, typer.Option(help="Total queries allowed. Default: unlimited.")
+    ] = None,
+    rate: Annotated[
+        int | None, typer.Option(help="Queries allowed per minute. Default: unlimited.")
+    ] = None,
+    owner: Annotated[
+        bool, typer.Option("--owner", help="An owner's account: may open /admin.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {name, key} as JSON.")] = False,
 ) -> None:
     """Create an account and print its API key once (it is stored only as a hash)."""
@@ -1390,7 +1433,9 @@ def users_add(
 @user_errors
 def users_list(
     db: DbOpt = DEFAULT_DB,
-    buckets: Annotated[int, typer.Option(help="The coverage table to report (the server's --buckets).")] = 4096,
+    buckets: Annotated[
+        int, typer.Option(help="The coverage table to report (the server's --buckets).")
+    ] = 4096,
     as_json: Annotated[bool, typer.Option("--json", help="Print every account as JSON.")] = False,
 ) -> None:
     """Every account's queries, coverage of the embedding space and accumulated cost."""
@@ -1402,7 +1447,14 @@ def users_list(
     for r in rows:
         cost = "; ".join(f"{k} {v:.4g}" for k, v in r["cost"].items()) or "0"
         state = "revoked" if r["revoked"] else "owner" if r["owner"] else "active"
-        table.add_row(r["name"], str(r["queries"]), str(r["quota"] or "-"), f"{r['coverage']:.4f}", cost, state)
+        table.add_row(
+            r["name"],
+            str(r["queries"]),
+            str(r["quota"] or "-"),
+            f"{r['coverage']:.4f}",
+            cost,
+            state,
+        )
     out.print(table)
 
 

@@ -131,7 +131,7 @@ def direct(ctx: AttackContext) -> list[float]:
     "Standard", "+Rotation" with ``rotate``); two-view losses (the papers' starred ones) query two
     augmented views per image and match each stolen view to the *other* view's answer.
     """
-    loss = get_loss(ctx.cfg.loss)
+    loss = get_loss(ctx.cfg.loss, ctx.cfg.temperature)
     f_a = ctx.attacker
     labels = None if ctx.labels is None else ctx.labels.to(ctx.device)
     if ctx.cfg.augment_queries and loss.two_views:
@@ -196,7 +196,7 @@ def recreate_head(ctx: AttackContext) -> list[float]:
     """000 Alg. 2: recreate the victim's projection head g from two views' answers with NT-Xent,
     then steal through it: the loss compares g(f_a(w)) with g(f_v(w'))."""
     cfg, f_a = ctx.cfg, ctx.attacker
-    loss = get_loss(cfg.loss)
+    loss = get_loss(cfg.loss, cfg.temperature)
     n = min(len(ctx.images), ctx.victim.remaining // 2)
     v1, v2, a1, a2 = _two_view_answers(ctx, n)
     g = projection_head(f_a.rep_dim, f_a.rep_dim, 64).to(ctx.device)
@@ -216,7 +216,7 @@ def access_head(ctx: AttackContext) -> list[float]:
     """The victim returns projections z = g_v(f_v(x)): train f_a with a head of its own so that
     g_a(f_a(x)) matches z; the stolen encoder is f_a."""
     cfg, f_a = ctx.cfg, ctx.attacker
-    loss = get_loss(cfg.loss)
+    loss = get_loss(cfg.loss, cfg.temperature)
     n = min(len(ctx.images), ctx.victim.remaining)
     x = ctx.images[:n].to(ctx.device)
     z = ctx.query(x)

@@ -33,6 +33,7 @@ class StealConfig:
     rotate: bool = False  # an adaptive thief: attacker-side views also get a random rotation
     augment_queries: bool = False  # direct, one-view losses: query an augmented view, not x
     query_aug: bool = False  # stolenencoder: query every augmented view too (002's query-aug)
+    temperature: float | None = None  # contrastive losses: None keeps each loss's default
     sybils: int = 1  # accounts the budget is split over (B4B's sybil attack)
     sybil_overlap: int | None = None  # images sent through every account; None: budget/(5 K)
     sybil_mapper: str = "linear"  # how other accounts' answers are mapped onto account 0's

@@ -22,9 +22,11 @@ loss, the docstring says what it does and where we match or depart from it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.nn import functional as F
@@ -362,9 +364,22 @@ LOSSES: dict[str, StealLoss] = {
 }
 
 
-def get_loss(name: str) -> StealLoss:
-    """The registered loss called ``name``; ``SleuthError`` listing the known names otherwise."""
+def get_loss(name: str, temperature: float | None = None) -> StealLoss:
+    """The registered loss called ``name`` (with ``temperature`` bound, for the losses that have
+    one); ``SleuthError`` listing the known names otherwise."""
     try:
-        return LOSSES[name]
+        loss = LOSSES[name]
     except KeyError:
         raise SleuthError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})") from None
+    if temperature is None:
+        return loss
+    if "temperature" not in inspect.signature(loss.fn).parameters:
+        with_t = [
+            n for n, v in LOSSES.items() if "temperature" in inspect.signature(v.fn).parameters
+        ]
+        raise SleuthError(f"--temperature is for the losses {', '.join(with_t)}, not {name}")
+    try:
+        _temperature(temperature)
+    except ValueError as exc:
+        raise SleuthError(str(exc)) from None
+    return replace(loss, fn=functools.partial(loss.fn, temperature=temperature))

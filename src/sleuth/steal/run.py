@@ -110,7 +110,7 @@ def run_steal(
     start = time.perf_counter()
     if cfg.method not in METHODS:
         raise SleuthError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
-    loss = get_loss(cfg.loss)
+    loss = get_loss(cfg.loss, cfg.temperature)
     parsed = [parse_defence(d) if isinstance(d, str) else d for d in defences]
     opened = open_victim(
         victim,
