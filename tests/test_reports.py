@@ -385,6 +385,11 @@ def test_cli_keys_verify_report_check_show_rerun(case, tmp_path):
     assert (
         res.exit_code == 0 and "verdict: stolen" in res.stdout and "overall: stolen" in res.stdout
     )
+    assert f"claimed signer {fp}, not checked" in " ".join(res.stdout.split())  # no --pub
+    res = runner.invoke(app, ["report", "show", str(rep_dir), "--pub", str(pub)])
+    assert res.exit_code == 0 and f"signature checked: signed by {fp}" in " ".join(
+        res.stdout.split()
+    )
     res = runner.invoke(app, ["report", "rerun", str(rep_dir), "--quiet", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["reproduced"] is True
@@ -409,8 +414,10 @@ def test_cli_keys_verify_report_check_show_rerun(case, tmp_path):
     )
     original = _flip(rep_dir / "evidence.h5", 500)
     res = runner.invoke(app, ["report", "check", str(rep_dir), "--pub", str(pub)])
+    shown = runner.invoke(app, ["report", "show", str(rep_dir), "--pub", str(pub)])
     (rep_dir / "evidence.h5").write_bytes(original)
     assert res.exit_code == 1 and "FAIL evidence.h5" in res.stdout
+    assert shown.exit_code == 1 and "overall" not in shown.stdout
 
 
 def test_cli_bad_inputs_are_one_line_and_exit_2(case, tmp_path):

@@ -413,7 +413,7 @@ def steal(
     method: Annotated[
         str,
         typer.Option(
-            help="direct (000 Alg. 1), stolenencoder (002 Eq. 7), recreate-head (000 Alg. 2) or access-head (the victim returns projections)."
+            help="direct (Dziedzic et al., ICML 2022, Alg. 1), stolenencoder (Liu et al., CCS 2022, Eq. 7), recreate-head (Dziedzic et al., Alg. 2) or access-head (the victim returns projections)."
         ),
     ] = "direct",
     data: DataOpt = "demo",
@@ -482,14 +482,14 @@ def steal(
         bool,
         typer.Option(
             "--augment-queries",
-            help="direct with a one-view loss: send one SimCLR-augmented view of each image instead of the image itself (000 Table 17's Standard; with --rotation-invariant, +Rotation).",
+            help="direct with a one-view loss: send one SimCLR-augmented view of each image instead of the image itself (Dziedzic et al., ICML 2022, Table 17's Standard; with --rotation-invariant, +Rotation).",
         ),
     ] = False,
     query_aug: Annotated[
         bool,
         typer.Option(
             "--query-aug",
-            help="stolenencoder: also send every augmented view to the victim, 1 + epochs queries per image (002 Table X's StolenEncoder-query-aug).",
+            help="stolenencoder: also send every augmented view to the victim, 1 + epochs queries per image (Liu et al., CCS 2022, Table X's StolenEncoder-query-aug).",
         ),
     ] = False,
     defence: Annotated[
@@ -553,7 +553,7 @@ def steal(
         bool, typer.Option("--json", help="Print the result as JSON (no progress bar).")
     ] = False,
 ) -> None:
-    """Steal a victim encoder within a strict query budget (the attacks of papers 000 and 002)."""
+    """Steal a victim encoder within a strict query budget (the attacks of Dziedzic et al., ICML 2022, and Liu et al., CCS 2022)."""
     from sleuth.steal import StealConfig, run_steal
 
     cfg = StealConfig(
@@ -1221,22 +1221,43 @@ def report_check(
 @user_errors
 def report_show(
     report_dir: Annotated[Path, typer.Argument(help="Report folder (with verdict.json).")],
+    pub: Annotated[
+        Path | None,
+        typer.Option(
+            "--pub",
+            help="The signer's Ed25519 public key (PEM): check the signature and every file first. Default: show the claimed signer, unchecked.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the statement's predicate as JSON.")
     ] = False,
 ) -> None:
-    """Print a report's summary (the signature is not checked: use `sleuth report check`)."""
-    from sleuth.reports import read_statement
+    """Print a report's summary; with --pub only once its signature and files check (exit 1 if not)."""
+    from sleuth.reports import check_report, load_public_key, read_statement
 
+    signer = None
+    if pub is not None:
+        check = check_report(report_dir, load_public_key(pub))
+        if not check.ok:
+            for problem in check.problems:
+                err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
+            raise typer.Exit(1)
+        signer = check.signer
     predicate = read_statement(report_dir)["predicate"]
     if as_json:
         out.print_json(json.dumps(predicate))
         return
     _print_verification(predicate)
     made = predicate["report"]
+    if signer is not None:
+        signed = f"signature checked: signed by {signer}"
+    elif made["signer"]:
+        signed = f"claimed signer {made['signer']}, not checked (give --pub to check it)"
+    else:
+        signed = "unsigned"
     out.print(
         f"overall: [bold]{predicate['verdict']}[/] at alpha {predicate['alpha']}; verified "
-        f"{predicate['verification']['created']}, signed by {made['signer'] or 'nobody'}",
+        f"{predicate['verification']['created']}; {signed}",
         highlight=False,
     )
 
