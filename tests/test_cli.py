@@ -158,3 +158,17 @@ def test_arch_options_reach_the_architecture_and_bad_ones_are_refused(tiny_npz, 
         res = _embed(tiny_npz, tmp_path / "x", "--arch-option", bad)
         assert res.exit_code == 2 and "arch" in res.output
         assert not (tmp_path / "x").exists()
+
+
+def test_json_mode_prints_only_json(tiny_npz, tmp_path):
+    """archs, keys init and convert with --json: stdout parses as JSON and holds nothing else
+    (progress and notes go to stderr)."""
+    res = runner.invoke(app, ["archs", "--json"])
+    assert res.exit_code == 0 and {a["name"] for a in json.loads(res.stdout)} >= {"smallresnet"}
+    res = runner.invoke(app, ["keys", "init", "--out", str(tmp_path / "k"), "--json"])
+    keys = json.loads(res.stdout)
+    assert res.exit_code == 0 and len(keys["fingerprint"]) == 64
+    assert _embed(tiny_npz, tmp_path / "v").exit_code == 0
+    target = tmp_path / "e.safetensors"
+    res = runner.invoke(app, ["convert", str(tmp_path / "v" / "encoder.pt"), str(target), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["rep_dim"] == 16 and target.exists()

@@ -405,9 +405,12 @@ def test_cli_keys_verify_report_check_show_rerun(case, tmp_path):
             "--sign-key",
             str(key),
             "--no-pdf",
+            "--json",
         ],
     )
     assert res.exit_code == 0, res.output
+    made = json.loads(res.stdout)  # --json: the report's summary and nothing else on stdout
+    assert made["signer"] == fp and "verdict.json" in made["files"]
     assert (
         runner.invoke(app, ["report", "check", str(tmp_path / "rep2"), "--pub", str(pub)]).exit_code
         == 0

@@ -813,7 +813,9 @@ def verify(
             write_evidence(evidence, save)
             err.print(f"saved the result to {save}")
         if report is not None:
-            _write_report(evidence, report, private_key, pdf, force)
+            _write_report(
+                evidence, report, private_key, pdf, force, console=err if as_json else out
+            )
 
 
 @app.command()
@@ -866,6 +868,7 @@ def convert(
         int, typer.Option(help="Input side in pixels for a bare state dict.")
     ] = 32,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing target.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Convert an encoder between .pt and .safetensors (metadata kept), or wrap a bare state dict."""
     from sleuth.models import load_encoder, save_encoder
@@ -874,16 +877,31 @@ def convert(
         raise SleuthError(f"target must end in .pt or .safetensors: {target}")
     if target.exists() and not force:
         raise SleuthError(f"{target} exists (use --force to overwrite)")
-    save_encoder(load_encoder(source, arch=arch, input_size=input_size), target)
-    out.print(f"wrote {target}")
+    encoder = load_encoder(source, arch=arch, input_size=input_size)
+    save_encoder(encoder, target)
+    if as_json:
+        typer.echo(
+            json.dumps({"source": str(source), "target": str(target), **encoder.config.to_dict()})
+        )
+    else:
+        out.print(f"wrote {target}")
 
 
 @app.command()
 @user_errors
-def archs() -> None:
+def archs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
     """List the registered architectures."""
     from sleuth.models import ARCHITECTURES, DEFAULT_ARCH
 
+    if as_json:
+        rows = [
+            {"name": name, "description": a.description, "default": name == DEFAULT_ARCH}
+            for name, a in ARCHITECTURES.items()
+        ]
+        typer.echo(json.dumps(rows))
+        return
     table = Table("name", "description")
     for name, a in ARCHITECTURES.items():
         table.add_row(name + (" (default)" if name == DEFAULT_ARCH else ""), a.description)
@@ -1106,14 +1124,27 @@ def _signing_key(path: Path) -> Any:
     return load_private_key(path, _passphrase(False) if private_key_is_encrypted(path) else None)
 
 
-def _write_report(evidence: Any, out_dir: Path, key: Any, pdf: bool | None, force: bool) -> None:
+def _write_report(
+    evidence: Any,
+    out_dir: Path,
+    key: Any,
+    pdf: bool | None,
+    force: bool,
+    as_json: bool = False,
+    console: Console = out,
+) -> None:
+    """Write the report; say so on ``console`` (stderr when stdout holds another JSON)."""
     from sleuth.reports import write_report
 
     with err.status("writing the report"):
         written = write_report(evidence, out_dir, private_key=key, pdf=pdf, force=force)
+    if as_json:
+        done = {"out": str(written.out_dir), "files": list(written.files), "signer": written.signer}
+        typer.echo(json.dumps({**done, "pdf": bool(written.pdf), "seconds": written.seconds}))
+        return
     signed = f"signed by {written.signer}" if written.signer else "[bold]unsigned[/]"
     pdf_note = "" if written.pdf or pdf is False else " (no PDF: Chromium not found)"
-    out.print(
+    console.print(
         f"report: {written.out_dir} ({', '.join(written.files)}; {signed}; "
         f"{written.seconds:.1f} s){pdf_note}"
     )
@@ -1144,6 +1175,7 @@ def keys_init(
         ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key pair.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create an Ed25519 key pair (PEM) for signing reports; prints the public key's fingerprint."""
     from sleuth.reports import generate_keypair
@@ -1152,7 +1184,10 @@ def keys_init(
         out_dir, _passphrase(True) if encrypt else None, force=force
     )
     err.print(f"private key: {private} (keep it; mode 0600)\npublic key:  {public} (share it)")
-    out.print(f"fingerprint: {fp}")
+    if as_json:
+        typer.echo(json.dumps({"private": str(private), "public": str(public), "fingerprint": fp}))
+    else:
+        out.print(f"fingerprint: {fp}")
 
 
 @report_app.command("make")
@@ -1170,6 +1205,7 @@ def report_make(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a signed report from a saved verification result."""
     from sleuth.fileio import check_out_dir
@@ -1178,7 +1214,7 @@ def report_make(
     check_out_dir(out_dir, force=force)
     evidence = read_evidence(saved)
     key = _signing_key(sign_key) if sign_key is not None else None
-    _write_report(evidence, out_dir, key, pdf, force)
+    _write_report(evidence, out_dir, key, pdf, force, as_json)
 
 
 @report_app.command("check")
