@@ -148,7 +148,15 @@ def legitimate_user(url: str, key: str) -> dict[str, Any]:
 
 def steal_through(url: str, keys: list[str], out: Path, queries: int, **cfg: Any) -> dict:
     settings = StealConfig(
-        data=FMNIST, queries=queries, epochs=30, batch_size=64, seed=0, sybils=len(keys), **cfg
+        **{
+            "data": FMNIST,
+            "queries": queries,
+            "epochs": 30,
+            "batch_size": 64,
+            "seed": 0,
+            "sybils": len(keys),
+            **cfg,
+        }
     )
     result = run_steal(settings, url, out, api_keys=keys, force=True)
     copy = load_encoder(out / "encoder.pt")
@@ -305,84 +313,53 @@ def main() -> None:
     plot_coverage(results["coverage"], Path("docs/b4b-coverage.png"))
 
     settings = {"none": [], "b4b": [B4B, TRANSFORM], "pow": [POW]}
+    ood = {"data": OODSteal.data(out, args.queries)}
+    jobs = {  # setting -> (row label, thief data, accounts); "legit" is the legitimate user
+        "none": [("legit", None, ["legit"]), ("thief", {}, ["thief"]), ("ood", ood, ["ood"])],
+        "b4b": [
+            ("legit", None, ["legit"]),
+            ("thief", {}, ["thief"]),
+            ("ood", ood, ["ood"]),
+            ("sybil x2", {}, ["s2-0", "s2-1"]),
+            ("sybil x4", {}, ["s4-0", "s4-1", "s4-2", "s4-3"]),
+        ],
+        "pow": [("legit", None, ["legit"]), ("thief", {}, ["thief"])],
+    }
     rows: list[dict[str, Any]] = []
+    (out / "rows").mkdir(exist_ok=True)
     for name, defences in settings.items():
-        db = f"sqlite:///{out / f'{name}.db'}"
-        (out / f"{name}.db").unlink(missing_ok=True)
-        store = Store(db)
-        keys = {
-            u: store.add_user(u)
-            for u in ("legit", "thief", "ood", "s2-0", "s2-1", "s4-0", "s4-1", "s4-2", "s4-3")
-        }
-        flags = [victim, "--db", db, "--lsh-data", FMNIST, "--max-batch", "512"]
-        for d in defences:
-            flags += ["--defence", d]
-        server = Server(flags, out / f"serve-{name}.log", timeout=180)
+        todo = [j for j in jobs[name] if not (out / "rows" / f"{name}-{j[0]}.json").exists()]
+        server = None
+        if todo:  # fresh accounts (a key is shown once): a resumed run names them anew
+            db = f"sqlite:///{out / f'{name}.db'}"
+            store = Store(db)
+            run = str(int(time.time()))
+            keys = {a: (f"{a}-{run}", store.add_user(f"{a}-{run}")) for j in todo for a in j[2]}
+            flags = [victim, "--db", db, "--lsh-data", FMNIST, "--max-batch", "512"]
+            for d in defences:
+                flags += ["--defence", d]
+            server = Server(flags, out / f"serve-{name}.log", timeout=180)
         try:
-            print(f"[{name}] legitimate user", flush=True)
-            rows.append(
-                {"user": "legit", "defence": name, **legitimate_user(server.url, keys["legit"])}
-            )
-            print(f"[{name}] thief", flush=True)
-            rows.append(
-                {
-                    "user": "thief",
-                    "defence": name,
-                    "data": "fmnist",
-                    **steal_through(
-                        server.url, [keys["thief"]], out / f"{name}-thief", args.queries
-                    ),
-                }
-            )
-            if name != "pow":
-                print(f"[{name}] out-of-distribution thief", flush=True)
-                rows.append(
-                    {
-                        "user": "thief",
-                        "defence": name,
-                        "data": "ood",
-                        **steal_through(
-                            server.url,
-                            [keys["ood"]],
-                            out / f"{name}-ood",
-                            args.queries,
-                            **{"data": OODSteal.data(out, args.queries)},
-                        ),
-                    }
-                )
-            if name == "b4b":
-                for k in (2, 4):
-                    print(f"[{name}] sybils x{k}", flush=True)
-                    rows.append(
-                        {
-                            "user": f"sybil x{k}",
-                            "defence": name,
-                            "data": "fmnist",
-                            **steal_through(
-                                server.url,
-                                [keys[f"s{k}-{i}"] for i in range(k)],
-                                out / f"{name}-sybil{k}",
-                                args.queries,
-                            ),
-                        }
-                    )
+            for label, data, accounts in jobs[name]:
+                path = out / "rows" / f"{name}-{label}.json"
+                if path.exists():
+                    row = json.loads(path.read_text())
+                else:
+                    print(f"[{name}] {label}", flush=True)
+                    account_keys = [keys[a][1] for a in accounts]
+                    if data is None:
+                        row = legitimate_user(server.url, account_keys[0])
+                    else:
+                        copy = out / f"{name}-{label.replace(' ', '')}"
+                        row = steal_through(server.url, account_keys, copy, args.queries, **data)
+                    summary = {u["name"]: u for u in store.users_summary(256)}
+                    row["coverage_256"] = [summary[keys[a][0]]["coverage"] for a in accounts]
+                    row["cost"] = [summary[keys[a][0]]["cost"] for a in accounts]
+                    path.write_text(json.dumps(row))
+                rows.append({"user": label, "defence": name, **row})
         finally:
-            server.stop()
-        summary = {u["name"]: u for u in Store(db).users_summary(256)}
-        for row in rows:
-            if row["defence"] != name:
-                continue
-            names = (
-                [row["user"]]
-                if row["user"] == "legit"
-                else ["ood"]
-                if row.get("data") == "ood"
-                else ["thief"]
-                if row["user"] == "thief"
-                else [f"s{row['user'][-1]}-{i}" for i in range(int(row["user"][-1]))]
-            )
-            row["coverage_256"] = [summary[n]["coverage"] for n in names]
-            row["cost"] = [summary[n]["cost"] for n in names]
+            if server is not None:
+                server.stop()
     results["table1"] = rows
 
     print("verify the copies", flush=True)

@@ -280,7 +280,7 @@ def test_cli_steal(victim, tmp_path):
         "cpu",
         "--json",
     ]
-    res = runner.invoke(app, [*args, "--out", str(tmp_path / "s"), "--eval", spec])
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "s"), "--task", spec])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["queries_used"] == 40 and 0 <= summary["SA"] <= 1 and "TA" in summary

@@ -247,20 +247,14 @@ def test_cli_verify_json_and_challenge(zoo, tmp_path):
     refused = runner.invoke(app, [*args, "--save", str(tmp_path / "kept.h5")])
     assert refused.exit_code == 2 and "--force" in refused.output
     assert (tmp_path / "kept.h5").read_bytes() == b"mine"
-    res = runner.invoke(
-        app,
-        [
-            "verify",
-            "challenge",
-            "--victim",
-            str(zoo / "victim"),
-            "--out",
-            str(tmp_path / "c.h5"),
-            "--samples",
-            "20",
-        ],
-    )
+    challenge = ["challenge", "--victim", str(zoo / "victim"), "--out", str(tmp_path / "c.h5")]
+    res = runner.invoke(app, [*challenge, "--samples", "20", "--json"])
     assert res.exit_code == 0 and (tmp_path / "c.key.json").exists()
+    assert json.loads(res.stdout)["key"] == str(tmp_path / "c.key.json")
+    again = runner.invoke(app, [*challenge, "--samples", "20"])  # the key is not overwritten
+    assert again.exit_code == 2 and "--force" in again.output
+    old = runner.invoke(app, ["verify", "challenge", "--victim", str(zoo / "victim")])
+    assert old.exit_code == 2 and "sleuth challenge --victim" in old.output
     bad = runner.invoke(app, ["verify", str(tmp_path / "nope.pt"), "--victim", str(zoo / "victim")])
     assert bad.exit_code == 2 and "not found" in bad.output
 

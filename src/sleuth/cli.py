@@ -538,8 +538,9 @@ def steal(
     eval_task: Annotated[
         str | None,
         typer.Option(
+            "--task",
             "--eval",
-            help="Labelled dataset spec: print TA (victim), SA (stolen) and SA/TA with the linear probe of `sleuth evaluate`.",
+            help="Labelled dataset spec (the name --task as in evaluate and bench; --eval is its old name): print TA (victim), SA (stolen) and SA/TA with the linear probe of `sleuth evaluate`.",
         ),
     ] = None,
     device: Annotated[
@@ -673,7 +674,7 @@ def verify(
     suspect: Annotated[
         str | None,
         typer.Argument(
-            help="Suspect encoder file or folder; or the word `challenge` to export a black-box challenge (with --out)."
+            help="Suspect encoder file or folder (a black-box suspect: --suspect-reps with --challenge)."
         ),
     ] = None,
     victim: Annotated[
@@ -699,7 +700,7 @@ def verify(
     challenge: Annotated[
         Path | None,
         typer.Option(
-            help="Black-box: the challenge key written by `verify challenge` (FILE.key.json); "
+            help="Black-box: the challenge key written by `sleuth challenge` (FILE.key.json); "
             "its settings replace --samples and --seed."
         ),
     ] = None,
@@ -728,12 +729,6 @@ def verify(
         int | None,
         typer.Option(
             help="Sequential mode: ask the suspect in rounds (10, 20, 40, ... samples, nested) within this many queries, and stop at the first round that finds it stolen; alpha is spent over the rounds in proportion to their samples, so the false-accusation rate holds whenever it stops. Default: one round of --samples."
-        ),
-    ] = None,
-    out_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="With `challenge`: where to write challenge.h5 (its key goes beside it)."
         ),
     ] = None,
     as_json: Annotated[
@@ -770,18 +765,13 @@ def verify(
     Exit code 0 whenever it ran, whatever the verdict; 2 on bad input.
     """
     from sleuth.fileio import check_out_dir
-    from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify
+    from sleuth.verify import ChallengeSettings, run_verify
 
     settings = ChallengeSettings(samples=samples, seed=seed)
     if suspect == "challenge":
-        if out_file is None or not victim or len(victim) != 1:
-            raise SleuthError("verify challenge needs one --victim and --out FILE.h5")
-        from sleuth.models import load_owner_key
-
-        key = load_owner_key(Path(victim[0]) / "owner-key.pt")
-        path, key_path = export_challenge(build_challenge(key, settings), out_file)
-        out.print(f"wrote {path} (send it) and {key_path} (keep it)")
-        return
+        raise SleuthError(
+            "the black-box challenge is its own command: sleuth challenge --victim DIR --out FILE.h5"
+        )
     if report is not None:  # refuse a bad folder or key before minutes of verification
         check_out_dir(report, force=force)
     if save is not None and save.exists() and not force:
@@ -816,6 +806,49 @@ def verify(
             _write_report(
                 evidence, report, private_key, pdf, force, console=err if as_json else out
             )
+
+
+@app.command()
+@user_errors
+def challenge(
+    victim: Annotated[Path, typer.Option("--victim", help="Victim folder (with owner-key.pt).")],
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="The images to send to a black-box suspect (FILE.h5); the investigator's key goes beside it as FILE.key.json.",
+        ),
+    ],
+    samples: Annotated[
+        int, typer.Option(help="Private and public images each in the challenge.")
+    ] = 1000,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the challenge (which images, rotations, views and noise).")
+    ] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing FILE.h5 or FILE.key.json.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Export a black-box challenge: images to send to a suspect API, and the key to keep; the
+    answers come back to `sleuth verify --suspect-reps ANSWERS.h5 --challenge FILE.key.json`."""
+    from sleuth.models import load_owner_key
+    from sleuth.verify import ChallengeSettings, build_challenge, export_challenge
+
+    key_file = out_file.with_name(out_file.stem + ".key.json")
+    for path in (out_file, key_file):
+        if path.exists() and not force:
+            raise SleuthError(f"{path} exists: pass --force to overwrite it")
+    key = load_owner_key(victim / "owner-key.pt")
+    settings = ChallengeSettings(samples=samples, seed=seed)
+    built = build_challenge(key, settings)
+    path, key_path = export_challenge(built, out_file)
+    if as_json:
+        typer.echo(
+            json.dumps({"challenge": str(path), "key": str(key_path), "images": len(built.images)})
+        )
+    else:
+        out.print(f"wrote {path} (send it) and {key_path} (keep it)")
 
 
 @app.command()
