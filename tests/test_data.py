@@ -497,3 +497,35 @@ def test_normalise_hand_computed():
     spec = InputSpec(3, 8, (0.5, 0.25, 0.5), (0.25, 0.5, 0.125))
     assert normalise(x, spec).flatten().tolist() == pytest.approx([0.0, -0.5, 4.0])
     assert normalise(x.double(), spec).dtype == torch.float64
+
+
+@pytest.mark.parametrize("kind", ["soft", "external", "external storage"])
+def test_hdf5_links_and_outside_data_are_refused(tmp_path, kind):
+    """A hostile h5: data file whose x is a soft link, an external link to another file, or a
+    dataset stored in another file is refused with one line; it is never followed."""
+    import h5py
+
+    from sleuth.data.answers import AnswerStore
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["secret"] = np.zeros((4, 1, 8, 8), np.uint8)
+    (tmp_path / "raw.bin").write_bytes(bytes(4 * 64))
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as f:
+        f["real"] = np.zeros((4, 1, 8, 8), np.uint8)
+        if kind == "soft":
+            f["x"] = h5py.SoftLink("/real")
+        elif kind == "external":
+            f["x"] = h5py.ExternalLink(str(other), "/secret")
+        else:
+            f.create_dataset(
+                "x", (4, 1, 8, 8), np.uint8, external=[(str(tmp_path / "raw.bin"), 0, 256)]
+            )
+        f.attrs["format"] = "sleuth-answers"
+        f["answers"] = h5py.SoftLink("/real") if kind == "soft" else np.zeros((4, 2), np.float32)
+    with pytest.raises(SleuthError, match="refused"):
+        load_images(f"h5:{path}", "train")
+    if kind == "soft":
+        with pytest.raises(SleuthError, match="refused"):
+            AnswerStore.read(path)

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import torch
 
+from sleuth.data.hdf5 import read_dataset
 from sleuth.data.inputs import to_float
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
@@ -63,11 +64,13 @@ class AnswerStore:
                 if f.attrs.get("format") != ANSWERS_FORMAT:
                     raise SleuthError(f"{path} is not a sleuth answers file")
                 owner = str(f.attrs.get("victim", ""))
-                answers = np.asarray(f["answers"][()], np.float32)
+                answers = np.asarray(read_dataset(f, "answers", str(path)), np.float32)
                 if "keys" in f:
-                    keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["keys"][()]]
+                    raw = read_dataset(f, "keys", str(path))
+                    keys = [k.decode() if isinstance(k, bytes) else str(k) for k in raw]
                 else:
-                    keys = query_keys(torch.from_numpy(np.asarray(f["x"][()])))
+                    x = np.asarray(read_dataset(f, "x", str(path)))
+                    keys = query_keys(torch.from_numpy(x))
         except (OSError, KeyError, ValueError) as exc:
             raise SleuthError(f"cannot read answers file {path}: {exc}") from None
         if victim is not None and owner != victim:

@@ -22,6 +22,7 @@ import numpy as np
 
 from sleuth.data.arrays import Arrays, Parts, as_images, as_labels
 from sleuth.data.errors import DataError
+from sleuth.data.hdf5 import datasets, read_dataset
 from sleuth.data.idx import read_idx
 
 if TYPE_CHECKING:
@@ -170,14 +171,14 @@ def _h5_array(path: Path, key: str) -> np.ndarray:
     import h5py
 
     with _reading(path, "HDF5 file"), h5py.File(path, "r") as f:
-        return np.asarray(f[key][()])
+        return np.asarray(read_dataset(f, key, str(path)))
 
 
 def _h5(path: Path, options: Mapping[str, str], download: bool) -> Parts:
     import h5py
 
     with _reading(_require(path, "HDF5 file"), "HDF5 file"), h5py.File(path, "r") as f:
-        keys = {key for key in f if isinstance(f[key], h5py.Dataset)}
+        keys = set(datasets(f, str(path)))
     return _array_parts(keys, partial(_h5_array, path), str(path))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from sleuth.data.hdf5 import datasets, member, read_dataset
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
 from sleuth.verify import VerifyResult
@@ -109,13 +110,14 @@ def read_evidence(path: str | Path) -> Evidence:
             if version > EVIDENCE_VERSION:
                 raise SleuthError(f"{path}: evidence format {version} is newer than this sleuth")
             result = json.loads(f.attrs["result"])
-            arrays = {
-                (i, test["name"]): {
-                    name: ds[()] for name, ds in f[f"victim-{i}"][test["name"]].items()
-                }
-                for i, victim in enumerate(result["victims"])
-                for test in victim["tests"]
-            }
+            where = str(path)
+            arrays = {}
+            for i, victim in enumerate(result["victims"]):
+                for test in victim["tests"]:
+                    group = member(member(f, f"victim-{i}", where), test["name"], where)
+                    arrays[(i, test["name"])] = {
+                        name: read_dataset(group, name, where) for name in datasets(group, where)
+                    }
     except (OSError, KeyError, ValueError) as exc:
         raise SleuthError(f"cannot read evidence from {path}: {exc}") from None
     return Evidence(result, arrays)

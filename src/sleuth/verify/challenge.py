@@ -21,6 +21,7 @@ import torch
 
 from sleuth.data import fingerprint, load_images, to_float
 from sleuth.data.augment import SimCLRAugment
+from sleuth.data.hdf5 import read_dataset
 from sleuth.data.watermark import RotationWatermark
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, atomic_write_text
@@ -229,7 +230,7 @@ def read_answers(path: str | Path, expected: int) -> np.ndarray:
         raise SleuthError(f"answers file not found: {path}")
     try:
         with h5py.File(path, "r") as f:
-            answers = np.asarray(f["answers"][()], np.float32)
+            answers = np.asarray(read_dataset(f, "answers", str(path)), np.float32)
     except (OSError, KeyError) as exc:
         raise SleuthError(f"cannot read answers from {path}: {exc}") from None
     if answers.ndim != 2 or len(answers) != expected:
