@@ -172,3 +172,15 @@ def test_json_mode_prints_only_json(tiny_npz, tmp_path):
     target = tmp_path / "e.safetensors"
     res = runner.invoke(app, ["convert", str(tmp_path / "v" / "encoder.pt"), str(target), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["rep_dim"] == 16 and target.exists()
+
+
+def test_a_seed_beyond_64_bits_is_one_line_and_leaves_nothing(tiny_npz, tmp_path):
+    huge = str(2**64)
+    res = runner.invoke(
+        app, ["embed", "--data", tiny_npz, "--out", str(tmp_path / "e"), "--seed", huge]
+    )
+    assert res.exit_code == 2 and "seed=" in res.output and not (tmp_path / "e").exists()
+    res = runner.invoke(
+        app, ["steal", "--victim", "x", "--out", str(tmp_path / "s"), "--seed", huge]
+    )
+    assert res.exit_code == 2 and "seed=" in res.output and not (tmp_path / "s").exists()

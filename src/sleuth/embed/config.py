@@ -36,7 +36,8 @@ class EmbedConfig:
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 2,
             "lr": self.lr > 0,
-            "temperature": self.temperature > 0,
+            "temperature": self.temperature >= 1e-8,
+            "seed": 0 <= self.seed < 2**63,  # torch seeds are 64-bit signed
             "wm_weight": self.wm_weight >= 0,
             "wm_fraction": 0 < self.wm_fraction <= 1,
             "public_fraction": 0 < self.public_fraction < 1,

@@ -44,6 +44,7 @@ class StealConfig:
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 2,
             "lr": self.lr > 0,
+            "seed": 0 <= self.seed < 2**63 - 64,  # torch seeds are 64-bit; sybils add their index
             "lam": self.lam >= 0,
             "distance": self.distance in DISTANCES,
             "head_epochs": self.head_epochs >= 1,
