@@ -424,3 +424,20 @@ def test_a_zoo_is_built_once_reused_and_read_as_its_members(zoo, tmp_path):
     (out / "zoo.json").write_text("[1, 2]")
     with pytest.raises(SleuthError, match="not a sleuth zoo"):
         run_verify([str(zoo / "victim")], suspect=str(zoo / "victim"), references=[str(out)])
+
+
+@pytest.mark.parametrize("fill", [float("nan"), float("inf"), 0.0])
+def test_a_suspect_with_degenerate_weights_is_refused(zoo, tmp_path, fill):
+    """NaN, infinite or all-zero weights give answers no statistic is defined on: one line,
+    not a traceback from deep inside a test."""
+    from sleuth.models import save_encoder
+
+    encoder = load_encoder(zoo / "victim" / "encoder.pt")
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.fill_(fill)
+    bad = save_encoder(encoder, tmp_path / "bad.pt")
+    with pytest.raises(SleuthError, match="nothing"):
+        run_verify(
+            [str(zoo / "victim")], suspect=str(bad), references=_refs(zoo), settings=SETTINGS
+        )

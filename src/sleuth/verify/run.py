@@ -160,6 +160,16 @@ def expand_references(references: Sequence[str]) -> list[str]:
     return expanded
 
 
+def testable(answers: np.ndarray, who: str) -> np.ndarray:
+    """``answers`` if every test can read them: finite, and not one representation for every
+    image (NaN or all-zero weights give such answers, and every statistic is undefined)."""
+    if not np.isfinite(answers).all():
+        raise SleuthError(f"{who} gives NaN or infinite representations: nothing can be tested")
+    if answers.size == 0 or float(np.ptp(answers, axis=0).max()) == 0.0:
+        raise SleuthError(f"{who} gives the same representation for every image: nothing to test")
+    return answers
+
+
 def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
     """Indices of the references to calibrate against: those of the suspect's architecture when
     there are at least ``MIN_REFERENCES`` of them (the null is "an independent model like this
@@ -369,8 +379,12 @@ def run_verify(
             suspect_out = suspect_model.represent(ch.images).numpy()
         else:
             suspect_out = read_answers(suspect_reps, len(ch.images))
+        suspect_out = testable(suspect_out, "the suspect")
         owner = owner_for(victim_model, key, ch.images)
-        refs = [m.represent(ch.images).numpy() for m in ref_models]
+        refs = [
+            testable(m.represent(ch.images).numpy(), f"reference {r}")
+            for m, r in zip(ref_models, [references[i] for i in used], strict=True)
+        ]
         say("tests")
         looks: list[dict[str, Any]] = []
         queries = ch.queries
