@@ -53,3 +53,16 @@ def test_unknown_architecture_lists_known_ones():
     with pytest.raises(SleuthError, match="smallresnet"):
         get_architecture("vgg11")
     assert set(ARCHITECTURES) >= {"smallresnet", "resnet18", "resnet34", "resnet50"}
+
+
+@pytest.mark.parametrize("widths", [[0, 8, 8], [-4, 8, 8], [], [8, 8], [8, 8, 10**6], [8, 8.5, 8]])
+def test_bad_widths_are_refused_by_name(widths):
+    """Zero, negative, missing, extra-large or fractional widths (from --arch-option or a
+    hostile file's header) are one SleuthError naming them, never a torch error."""
+    from sleuth.data import InputSpec
+    from sleuth.errors import SleuthError
+    from sleuth.models import Encoder, encoder_config
+
+    spec = InputSpec(1, 16, (0.5,), (0.5,))
+    with pytest.raises(SleuthError, match="widths"):
+        Encoder(encoder_config("smallresnet", spec, 8, widths=widths))

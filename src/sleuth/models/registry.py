@@ -77,7 +77,7 @@ class Backbone(nn.Module):
         super().__init__()
         try:
             self.trunk = get_architecture(arch).build(in_channels, **kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise SleuthError(f"bad arguments for architecture {arch}: {exc}") from None
         native = int(self.trunk.out_dim)
         self.rep_dim = native if rep_dim is None else int(rep_dim)

@@ -31,11 +31,19 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+MAX_WIDTH = 8192
+
+
 class SmallResNet(nn.Module):
     """Stem, three residual stages (``widths``), global average pooling; outputs ``widths[-1]``."""
 
     def __init__(self, in_channels: int, widths: tuple[int, int, int] = (32, 64, 128)) -> None:
         super().__init__()
+        ok = isinstance(widths, list | tuple) and len(widths) == 3
+        if not ok or not all(
+            isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_WIDTH for w in widths
+        ):
+            raise ValueError(f"widths must be three integers from 1 to {MAX_WIDTH}, got {widths!r}")
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.layer1 = BasicBlock(widths[0], widths[0], 1)
