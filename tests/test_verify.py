@@ -441,3 +441,41 @@ def test_a_suspect_with_degenerate_weights_is_refused(zoo, tmp_path, fill):
         run_verify(
             [str(zoo / "victim")], suspect=str(bad), references=_refs(zoo), settings=SETTINGS
         )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda k: k.pop("roles"),
+        lambda k: k.pop("data_fingerprint"),
+        lambda k: k.update(sources="all of them"),
+        lambda k: k.update(roles={"private": [1, -2]}),
+        lambda k: k.update(settings=["x"]),
+        lambda k: k.update(wm_labels="0101"),
+    ],
+)
+def test_hostile_challenge_keys_are_refused_whole(zoo, tmp_path, edit):
+    """Every field of a challenge key is type-checked before use: a missing or mistyped one is
+    one line naming it, not a KeyError or TypeError later."""
+    from sleuth.verify.challenge import read_challenge_key
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "challenge",
+            "--victim",
+            str(zoo / "victim"),
+            "--out",
+            str(tmp_path / "c.h5"),
+            "--samples",
+            "20",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "c.key.json"
+    key = json.loads(path.read_text())
+    read_challenge_key(path)  # the genuine key reads
+    edit(key)
+    path.write_text(json.dumps(key))
+    with pytest.raises(SleuthError, match="not a sleuth challenge key"):
+        read_challenge_key(path)

@@ -202,12 +202,43 @@ def read_challenge_key(path: str | Path) -> dict[str, Any]:
         raise SleuthError(f"challenge key not found: {path}")
     try:
         key = json.loads(path.read_text(encoding="utf-8"))
-        ChallengeSettings(**key["settings"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SleuthError(f"{path} is not a sleuth challenge key ({exc})") from None
-    if key.get("format") != CHALLENGE_FORMAT or "sources" not in key:
-        raise SleuthError(f"{path} is not a sleuth challenge key")
+    problem = _key_problem(key)
+    if problem:
+        raise SleuthError(f"{path} is not a sleuth challenge key: {problem}")
     return key
+
+
+def _index_lists(value: Any) -> bool:
+    """A JSON object of lists of non-negative integers (a key's roles and sources)."""
+    return isinstance(value, dict) and all(
+        isinstance(v, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
+        for v in value.values()
+    )
+
+
+def _key_problem(key: Any) -> str | None:
+    """What is wrong with a parsed challenge key, or None: every field is checked for its type
+    before anything reads it (a key comes back from wherever the challenge went)."""
+    if not isinstance(key, dict) or key.get("format") != CHALLENGE_FORMAT:
+        return f"format is not {CHALLENGE_FORMAT!r}"
+    if not isinstance(key.get("settings"), dict):
+        return "settings is not an object"
+    try:
+        ChallengeSettings(**key["settings"])
+    except (TypeError, ValueError, SleuthError) as exc:
+        return f"bad settings ({exc})"
+    for field in ("roles", "sources"):
+        if not _index_lists(key.get(field)):
+            return f"{field} is not an object of index lists"
+    labels = key.get("wm_labels")
+    if not isinstance(labels, list) or not all(isinstance(i, int) for i in labels):
+        return "wm_labels is not a list of integers"
+    if not isinstance(key.get("data_fingerprint"), str):
+        return "data_fingerprint is not a string"
+    return None
 
 
 def check_challenge(challenge: Challenge, key: dict[str, Any], path: str | Path) -> None:
