@@ -511,3 +511,39 @@ def test_black_box_report_names_the_answers_and_the_challenge_key(case, tmp_path
     original = _flip(tmp_path / "answers.h5", 100)
     assert "answers.h5" in check_report(written.out_dir, load_public_key(case["pub"])).problems[0]
     (tmp_path / "answers.h5").write_bytes(original)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: [1, 2],  # a payload that is a list
+        lambda s: {**s, "predicate": {**s["predicate"], "victims": None}},
+        lambda s: {**s, "predicate": {k: v for k, v in s["predicate"].items() if k != "inputs"}},
+        lambda s: {
+            **s,
+            "predicate": {**s["predicate"], "inputs": {**s["predicate"]["inputs"], "evil": 1}},
+        },
+        lambda s: {
+            **s,
+            "predicate": {**s["predicate"], "inputs": {**s["predicate"]["inputs"], "alpha": "0.5"}},
+        },
+        lambda s: {**s, "predicate": {**s["predicate"], "report": []}},
+    ],
+)
+def test_hostile_statements_are_one_line_for_show_and_rerun(case, tmp_path, edit):
+    """H: a statement's fields are hostile input. An unsigned envelope in sleuth's own bytes whose
+    payload is a list, lacks victims or inputs, carries an unknown input or a mistyped one is
+    refused by show and rerun with exit 2 and one line, never splatted into run_verify."""
+    from sleuth.reports.envelope import seal, serialise
+
+    written = _report(case, tmp_path / "r", pdf=False)
+    statement = read_statement(written.out_dir)
+    hostile = edit(statement)
+    (written.out_dir / "verdict.json").write_text(serialise(seal(hostile, None)))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["report", "show", str(written.out_dir)])
+    rerun = runner.invoke(app, ["report", "rerun", "--quiet", str(written.out_dir)])
+    assert rerun.exit_code == 2 and len(rerun.output.strip().splitlines()) == 1, rerun.output
+    assert shown.exit_code in (0, 2) and "Traceback" not in shown.output  # show reads no inputs
+    if shown.exit_code == 2:
+        assert len(shown.output.strip().splitlines()) == 1, shown.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -1312,23 +1312,46 @@ def report_show(
                 err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
             raise typer.Exit(1)
         signer = check.signer
-    predicate = read_statement(report_dir)["predicate"]
+    predicate = _predicate(report_dir, read_statement(report_dir))
     if as_json:
         out.print_json(json.dumps(predicate))
         return
-    _print_verification(predicate)
-    made = predicate["report"]
-    if signer is not None:
-        signed = f"signature checked: signed by {signer}"
-    elif made["signer"]:
-        signed = f"claimed signer {made['signer']}, not checked (give --pub to check it)"
-    else:
-        signed = "unsigned"
-    out.print(
-        f"overall: [bold]{predicate['verdict']}[/] at alpha {predicate['alpha']}; verified "
-        f"{predicate['verification']['created']}; {signed}",
-        highlight=False,
-    )
+    with _malformed(report_dir):
+        _print_verification(predicate)
+        claimed = predicate["report"]["signer"]
+        if signer is not None:
+            signed = f"signature checked: signed by {signer}"
+        elif claimed:
+            signed = f"claimed signer {claimed}, not checked (give --pub to check it)"
+        else:
+            signed = "unsigned"
+        out.print(
+            f"overall: [bold]{predicate['verdict']}[/] at alpha {predicate['alpha']}; verified "
+            f"{predicate['verification']['created']}; {signed}",
+            highlight=False,
+        )
+
+
+def _predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
+    """The statement's predicate, if the statement is an object holding one."""
+    predicate = statement.get("predicate") if isinstance(statement, dict) else None
+    shapes = {"victims": list, "report": dict, "verification": dict}
+    if not isinstance(predicate, dict) or not all(
+        isinstance(predicate.get(k), t) for k, t in shapes.items()
+    ):
+        raise SleuthError(f"{report_dir}: the statement holds no verification predicate")
+    return predicate
+
+
+@contextmanager
+def _malformed(report_dir: Path) -> Any:
+    """Reading a hostile statement: a missing or mistyped field is one line naming it."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise SleuthError(
+            f"{report_dir}: malformed statement ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 @report_app.command("rerun")
@@ -1345,16 +1368,15 @@ def report_rerun(
 
     Exit 0 when reproduced, 1 when not.
     """
-    from sleuth.reports import compare, read_statement
-    from sleuth.verify import ChallengeSettings, run_verify
+    from sleuth.reports import compare, read_statement, rerun_inputs
+    from sleuth.verify import run_verify
 
-    predicate = read_statement(report_dir)["predicate"]
-    inputs = dict(predicate["inputs"])
-    inputs["settings"] = ChallengeSettings(**inputs["settings"])
-    victims = inputs.pop("victims")
+    predicate = _predicate(report_dir, read_statement(report_dir))
+    victims, inputs = rerun_inputs(predicate)
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
     result = run_verify(victims, **inputs, progress=progress)
-    rep = compare(predicate, result.to_dict(), rtol=rtol)
+    with _malformed(report_dir):
+        rep = compare(predicate, result.to_dict(), rtol=rtol)
     if as_json:
         out.print_json(json.dumps(rep.to_dict()))
     else:

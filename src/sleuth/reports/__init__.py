@@ -11,7 +11,7 @@ from sleuth.reports.keys import (
     private_key_is_encrypted,
 )
 from sleuth.reports.make import ReportWritten, write_report
-from sleuth.reports.rerun import Reproduction, compare
+from sleuth.reports.rerun import Reproduction, compare, rerun_inputs
 
 __all__ = [
     "Evidence",
@@ -20,6 +20,7 @@ __all__ = [
     "Reproduction",
     "check_report",
     "compare",
+    "rerun_inputs",
     "fingerprint",
     "generate_keypair",
     "load_private_key",

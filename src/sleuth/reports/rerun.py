@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sleuth.errors import SleuthError
+from sleuth.verify import ChallengeSettings
+
 COMPARED = ("statistic", "p_value", "p_reference", "p_decision", "p_adjusted", "score")
 
 
@@ -85,3 +88,44 @@ def compare(recorded: dict[str, Any], rerun: dict[str, Any], rtol: float = 1e-6)
                         f"{test['name']} {key}: {test[key]} recorded, {now[key]} now"
                     )
     return rep
+
+
+INPUT_TYPES: dict[str, tuple[type, ...]] = {  # run_verify's keyword arguments, as recorded
+    "suspect": (str, type(None)),
+    "suspect_reps": (str, type(None)),
+    "challenge_key": (str, type(None)),
+    "arch": (str, type(None)),
+    "references": (list,),
+    "tests": (list, type(None)),
+    "alpha": (float, int),
+    "settings": (dict,),
+    "budget": (int, type(None)),
+}
+
+
+def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
+    """(victims, keyword arguments) of the recorded verification, every field type-checked: a
+    statement's inputs are as hostile as any file and are never splatted into a call unread."""
+    inputs = predicate.get("inputs") if isinstance(predicate, dict) else None
+    if not isinstance(inputs, dict):
+        raise SleuthError("the statement records no verification inputs")
+    victims = inputs.get("victims")
+    if not isinstance(victims, list) or not victims or not all(isinstance(v, str) for v in victims):
+        raise SleuthError("the statement's inputs name no victims")
+    unknown = sorted(set(inputs) - set(INPUT_TYPES) - {"victims"})
+    if unknown:
+        raise SleuthError(f"the statement's inputs hold unknown fields: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, types in INPUT_TYPES.items():
+        value = inputs.get(name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise SleuthError(f"the statement's input {name!r} is {type(value).__name__}")
+        kwargs[name] = value
+    for name in ("references", "tests"):
+        if kwargs[name] is not None and not all(isinstance(v, str) for v in kwargs[name]):
+            raise SleuthError(f"the statement's input {name!r} is not a list of names")
+    try:
+        kwargs["settings"] = ChallengeSettings(**kwargs["settings"])
+    except (TypeError, ValueError, SleuthError) as exc:
+        raise SleuthError(f"the statement's challenge settings are not valid ({exc})") from None
+    return victims, kwargs
