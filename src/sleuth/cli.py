@@ -1144,9 +1144,12 @@ PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"
 def _passphrase(confirm: bool) -> bytes:
     """From $SLEUTH_KEY_PASSPHRASE, else asked on the terminal (never echoed, never logged)."""
     import os
+    import sys
 
     value = os.environ.get(PASSPHRASE_ENV)
     if value is None:
+        if not sys.stdin.isatty():
+            raise SleuthError(f"no passphrase: set ${PASSPHRASE_ENV} (no terminal to ask on)")
         value = typer.prompt("passphrase", hide_input=True, confirmation_prompt=confirm, err=True)
     return value.encode("utf-8")
 

@@ -124,9 +124,12 @@ def _folder(path: Path, options: Mapping[str, str], download: bool) -> Parts:
     return {"train": partial(_read_folder, path, int(options.get("size", "32")))}
 
 
+MAX_SIDE = 1024  # larger images would take gigabytes for a few thousand of them in memory
+
+
 def _size_option(value: str) -> str:
-    if not value.isdigit() or int(value) < 8:
-        raise ValueError("size must be a whole number of pixels, at least 8")
+    if not value.isdigit() or not 8 <= int(value) <= MAX_SIDE:
+        raise ValueError(f"size must be a whole number of pixels from 8 to {MAX_SIDE}")
     return str(int(value))
 
 

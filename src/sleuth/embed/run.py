@@ -14,7 +14,7 @@ from sleuth.data import fingerprint, input_spec_for, load_images, make_split, to
 from sleuth.data.watermark import RANDOM, RotationWatermark
 from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
-from sleuth.embed.trainer import CHECKPOINT_NAME, Progress, train
+from sleuth.embed.trainer import CHECKPOINT_NAME, Progress, steps_per_epoch, train
 from sleuth.errors import SleuthError
 from sleuth.fileio import prepare_out_dir
 from sleuth.manifest import write_manifest
@@ -81,6 +81,7 @@ def run_embed(
     out_dir = Path(out_dir)
     info = distributed.setup(device)
     try:
+        steps_per_epoch(len(private), cfg, info.world)  # refused before --out is made
         if info.is_main:
             if (
                 resume

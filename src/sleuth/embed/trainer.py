@@ -78,6 +78,16 @@ def contrastive_loss(
     return loss, loss * info.world
 
 
+def steps_per_epoch(images: int, cfg: EmbedConfig, world: int) -> int:
+    """Full batches in an epoch of ``images``; refused (before anything is written) when there
+    is not one, or when the global batch does not split over the ranks."""
+    if images < cfg.batch_size:
+        raise SleuthError(f"{images} training images are fewer than one batch of {cfg.batch_size}")
+    if cfg.batch_size % world:
+        raise SleuthError(f"--batch-size {cfg.batch_size} does not split over {world} ranks")
+    return images // cfg.batch_size
+
+
 def _generator(seed: int, epoch: int, rank: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
@@ -150,15 +160,7 @@ def train(
     torch.manual_seed(cfg.seed)
     encoder = Encoder(encoder_config(cfg.arch, input_spec, cfg.rep_dim, **cfg.arch_kwargs))
     model = SimCLRModel(encoder, cfg, watermark.n_classes if watermark else 2).to(device)
-    steps = len(private) // cfg.batch_size
-    if steps == 0:
-        raise SleuthError(
-            f"{len(private)} training images are fewer than one batch of {cfg.batch_size}"
-        )
-    if cfg.batch_size % dist_info.world:
-        raise SleuthError(
-            f"--batch-size {cfg.batch_size} does not split over {dist_info.world} ranks"
-        )
+    steps = steps_per_epoch(len(private), cfg, dist_info.world)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
     state = TrainState()

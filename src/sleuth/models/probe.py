@@ -42,6 +42,8 @@ def probe_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
 ) -> tuple[float, float]:
     """(test, train) accuracy of a standardised multinomial logistic regression."""
+    if len(np.unique(train_y)) < 2:
+        raise SleuthError("a linear probe needs at least 2 classes in its training labels")
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     clf.fit(train_x, train_y)
     return float(clf.score(test_x, test_y)), float(clf.score(train_x, train_y))

@@ -124,9 +124,17 @@ class VerifyResult:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute through its links; a link loop is a one-line refusal."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise SleuthError(f"cannot resolve {path}: {exc}") from None
+
+
 def _absolute(path: str | None) -> str | None:
     """Paths are recorded absolute, so that a report can be re-run from anywhere."""
-    return None if path is None else str(Path(path).resolve())
+    return None if path is None else str(_resolved(Path(path)))
 
 
 def _victim_files(victim: str) -> tuple[Path, Path]:
@@ -140,7 +148,7 @@ def _victim_files(victim: str) -> tuple[Path, Path]:
 def _encoder_file(path: str) -> Path:
     """The file a model path names: the path itself, or an artifact folder's encoder.pt."""
     p = Path(path)
-    return (p / "encoder.pt" if p.is_dir() else p).resolve()
+    return _resolved(p / "encoder.pt" if p.is_dir() else p)
 
 
 def _load_model(path: str, arch: str | None = None) -> Encoder:
@@ -360,7 +368,9 @@ def run_verify(
         raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(GROUPS)})")
     references = expand_references(references)
     inputs["references"] = [_absolute(r) for r in references]
-    suspect_file = _encoder_file(suspect) if suspect is not None else Path(suspect_reps).resolve()
+    suspect_file = (
+        _encoder_file(suspect) if suspect is not None else _resolved(Path(suspect_reps))
+    )
     suspect_model = _load_model(suspect, arch) if suspect is not None else None
     ref_models = [_load_model(r) for r in references]
     used = _comparable(suspect_model, ref_models)
