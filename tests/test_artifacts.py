@@ -139,3 +139,18 @@ def test_owner_key_round_trip(tmp_path):
 def test_writes_are_atomic_no_temp_files_left(tmp_path):
     save_encoder(_encoder(), tmp_path / "e.pt")
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["e.pt"]
+
+
+def test_encoder_files_get_the_umask_permissions(tmp_path):
+    """Both formats are written with the usual permissions under the umask (docs/formats.md),
+    not the 0600 of a temporary file (safetensors replaces the file it writes)."""
+    import os
+
+    from sleuth.data import InputSpec
+    from sleuth.fileio import umask
+    from sleuth.models import Encoder, encoder_config, save_encoder
+
+    encoder = Encoder(encoder_config("smallresnet", InputSpec(1, 16, (0.5,), (0.5,)), 8))
+    for name in ("e.pt", "e.safetensors"):
+        path = save_encoder(encoder, tmp_path / name)
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask(), name

@@ -31,9 +31,11 @@ def atomic_write(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    wanted = mode if mode is not None else 0o666 & ~umask()
     try:
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~umask())
+        os.chmod(tmp, wanted)
         write(tmp)
+        os.chmod(tmp, wanted)  # a writer may have replaced the file (safetensors does)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
