@@ -84,8 +84,10 @@ def test_topk_keeps_exactly_the_k_largest_magnitudes_even_with_ties():
 
 
 @pytest.mark.parametrize("k", [8, 9, 100])
-def test_topk_with_k_at_least_d_is_identity(k):
-    assert torch.equal(TopK(k=k)(REPS, IMAGES, gen()), REPS)
+def test_topk_with_k_at_least_d_is_refused(k):
+    """k >= D would keep every feature: a defence that silently does nothing is refused."""
+    with pytest.raises(SleuthError, match="would do nothing"):
+        TopK(k=k)(REPS, IMAGES, gen())
 
 
 # --- rounding -------------------------------------------------------------------------------

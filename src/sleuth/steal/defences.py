@@ -93,7 +93,8 @@ class GaussianNoise(Described):
 @dataclass(frozen=True, kw_only=True)
 class TopK(Described):
     """Keeps the k features of largest absolute value in each answer and zeroes the rest (002,
-    VII-A). Exactly k are kept even when values tie; ``k >= D`` is the identity."""
+    VII-A). Exactly k are kept even when values tie; ``k >= D`` would keep everything and is
+    refused rather than silently doing nothing."""
 
     k: int
     name = "topk"
@@ -106,7 +107,9 @@ class TopK(Described):
         self, reps: torch.Tensor, images: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
         if self.k >= reps.shape[1]:
-            return reps.clone()
+            raise SleuthError(
+                f"topk:k={self.k} keeps all {reps.shape[1]} features: the defence would do nothing"
+            )
         idx = reps.abs().topk(self.k, dim=1).indices
         return torch.zeros_like(reps).scatter_(1, idx, reps.gather(1, idx))
 
