@@ -479,3 +479,34 @@ def test_hostile_challenge_keys_are_refused_whole(zoo, tmp_path, edit):
     path.write_text(json.dumps(key))
     with pytest.raises(SleuthError, match="not a sleuth challenge key"):
         read_challenge_key(path)
+
+
+def test_the_answer_cache_asks_each_reference_once_and_changes_nothing(zoo, tmp_path):
+    """With a cache, a second verification reads every reference's answers from it (keyed by
+    file and challenge digests) and gives the same tests to the last bit as no cache; another
+    challenge is not served from it."""
+    from dataclasses import replace
+
+    refs, cache = _refs(zoo)[1:], tmp_path / "cache"
+
+    def run(settings=SETTINGS, **kw):
+        result = run_verify(
+            [str(zoo / "victim")],
+            suspect=str(zoo / "ref1"),
+            references=refs,
+            settings=settings,
+            **kw,
+        )
+        return [v["tests"] for v in result.to_dict()["victims"]]
+
+    first, again, plain = run(cache=cache), run(cache=cache), run()
+    assert first == again == plain
+    kept = sorted(cache.glob("*.npy"))
+    assert len(kept) == len(refs)
+    original = kept[0].read_bytes()
+    np.save(kept[0], np.zeros_like(np.load(kept[0])))  # the cache is read, not recomputed:
+    with pytest.raises(SleuthError, match="same representation"):
+        run(cache=cache)
+    kept[0].write_bytes(original)
+    run(replace(SETTINGS, seed=SETTINGS.seed + 1), cache=cache)
+    assert len(list(cache.glob("*.npy"))) == 2 * len(refs)

@@ -759,6 +759,13 @@ def verify(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SLEUTH_CACHE",
+            help="Folder keeping the references' answers to each challenge (by the file's and the challenge's SHA-256), so that verifying many suspects against the same references asks them once; results are identical. Default: $SLEUTH_CACHE, else none.",
+        ),
+    ] = None,
 ) -> None:
     """Was SUSPECT stolen from the victim(s)? Hypothesis tests, calibrated, combined into a verdict.
 
@@ -790,6 +797,7 @@ def verify(
         settings=settings,
         progress=progress,
         budget=budget,
+        cache=cache,
     )
     if as_json:
         typer.echo(result.to_json())

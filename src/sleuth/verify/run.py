@@ -19,6 +19,7 @@ from sleuth.fileio import sha256_file
 from sleuth.manifest import environment
 from sleuth.models import Encoder, OwnerKey, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
+from sleuth.verify.cache import AnswerCache, images_digest
 from sleuth.verify.challenge import (
     Challenge,
     ChallengeSettings,
@@ -325,8 +326,12 @@ def run_verify(
     settings: ChallengeSettings | None = None,
     progress: Progress | None = None,
     budget: int | None = None,
+    cache: str | Path | None = None,
 ) -> VerifyResult:
-    """Verify a white-box (``suspect``) or black-box (``suspect_reps``) suspect."""
+    """Verify a white-box (``suspect``) or black-box (``suspect_reps``) suspect.
+
+    ``cache``: a folder keeping the references' answers to each challenge (``verify.cache``),
+    so that verifying many suspects against the same references asks them once."""
     start = time.perf_counter()
     settings = settings or ChallengeSettings()
     inputs = {
@@ -368,11 +373,11 @@ def run_verify(
         raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(GROUPS)})")
     references = expand_references(references)
     inputs["references"] = [_absolute(r) for r in references]
-    suspect_file = (
-        _encoder_file(suspect) if suspect is not None else _resolved(Path(suspect_reps))
-    )
+    suspect_file = _encoder_file(suspect) if suspect is not None else _resolved(Path(suspect_reps))
     suspect_model = _load_model(suspect, arch) if suspect is not None else None
     ref_models = [_load_model(r) for r in references]
+    digests = {r: sha256_file(_encoder_file(r)) for r in references}
+    answers = AnswerCache.at(cache)
     used = _comparable(suspect_model, ref_models)
     ref_models = [ref_models[i] for i in used]
     reports: list[VictimReport] = []
@@ -391,8 +396,17 @@ def run_verify(
             suspect_out = read_answers(suspect_reps, len(ch.images))
         suspect_out = testable(suspect_out, "the suspect")
         owner = owner_for(victim_model, key, ch.images)
+        asked_digest = images_digest(ch.images)
         refs = [
-            testable(m.represent(ch.images).numpy(), f"reference {r}")
+            testable(
+                answers.answers(
+                    digests[r],
+                    asked_digest,
+                    len(ch.images),
+                    lambda m=m, x=ch.images: m.represent(x).numpy(),
+                ),
+                f"reference {r}",
+            )
             for m, r in zip(ref_models, [references[i] for i in used], strict=True)
         ]
         say("tests")
@@ -429,7 +443,7 @@ def run_verify(
             {
                 "path": r,
                 "file": str(_encoder_file(r)),
-                "sha256": sha256_file(_encoder_file(r)),
+                "sha256": digests[r],
                 "used": i in used,
             }
             for i, r in enumerate(references)
