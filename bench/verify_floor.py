@@ -1,0 +1,139 @@
+"""Verification against its floor (issue 18, item 2), as ratios measured in one run.
+
+The least work a verification needs is one forward pass of every model involved (victim,
+suspect, references) over the challenge's images. This measures, on the demo's models:
+
+1. that floor and `run_verify`'s in-process wall time at 100, 500 and 4,000 samples, and the
+   whole `sleuth verify` process (imports included) at the same sizes;
+2. a process start: `sleuth --version` (import to first output);
+3. ten suspects verified against the same references, without and with `--cache`.
+
+Needs a finished demo (`sleuth demo --out runs/demo`). Writes bench/results/verify-floor.json.
+
+    python bench/verify_floor.py [--demo runs/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from sleuth.bench.runner import machine
+from sleuth.models import load_encoder, load_owner_key
+from sleuth.verify import ChallengeSettings, build_challenge, run_verify
+
+SIZES = (100, 500, 4000)
+
+
+def floor_seconds(models: list[Path], key: Path, settings: ChallengeSettings) -> float:
+    """One forward pass of every model over the challenge (the challenge built outside)."""
+    images = build_challenge(load_owner_key(key), settings).images
+    encoders = [load_encoder(m) for m in models]
+    start = time.perf_counter()
+    with torch.no_grad():
+        for encoder in encoders:
+            encoder.represent(images)
+    return time.perf_counter() - start
+
+
+def cli(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sleuth", *args], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", default="runs/demo")
+    parser.add_argument("--results", default="bench/results/verify-floor.json")
+    args = parser.parse_args()
+    demo = Path(args.demo)
+    victim = demo / "victim"
+    references = sorted(demo.glob("independent-*"))[:5]
+    suspect = demo / "stolen-mse"
+    models = [
+        victim / "encoder.pt",
+        suspect / "encoder.pt",
+        *(r / "encoder.pt" for r in references),
+    ]
+    refs = [str(r) for r in references]
+    rows = []
+    for samples in SIZES:
+        settings = ChallengeSettings(samples=samples)
+        floor = floor_seconds(models, victim / "owner-key.pt", settings)
+        start = time.perf_counter()
+        run_verify([str(victim)], suspect=str(suspect), references=refs, settings=settings)
+        inside = time.perf_counter() - start
+        command = [
+            "verify",
+            str(suspect),
+            "--victim",
+            str(victim),
+            "--samples",
+            str(samples),
+            "--quiet",
+            "--json",
+        ]
+        for r in refs:
+            command += ["--reference", r]
+        whole = cli(command)
+        rows.append(
+            {
+                "samples": samples,
+                "floor_s": floor,
+                "in_process_s": inside,
+                "process_s": whole,
+                "ratio_in_process": inside / floor,
+                "ratio_process": whole / floor,
+            }
+        )
+        print(rows[-1], flush=True)
+    start_s = min(cli(["--version"]) for _ in range(3))
+    suspects = sorted(
+        p
+        for p in demo.iterdir()
+        if (p / "encoder.pt").exists()
+        and p.name.startswith(("stolen-", "independent-"))
+        and p not in references
+    )[:10]
+    cache = Path(tempfile.mkdtemp(prefix="sleuth-cache-"))
+    ten = {}
+    for label, extra in (("no cache", []), ("cache", ["--cache", str(cache)])):
+        start = time.perf_counter()
+        for s in suspects:
+            command = [
+                "verify",
+                str(s),
+                "--victim",
+                str(victim),
+                "--samples",
+                "500",
+                "--quiet",
+                "--json",
+                *extra,
+            ]
+            for r in refs:
+                command += ["--reference", r]
+            cli(command)
+        ten[label] = time.perf_counter() - start
+    shutil.rmtree(cache, ignore_errors=True)
+    result = {
+        "machine": machine("cpu"),
+        "sizes": rows,
+        "process_start_s": start_s,
+        "ten_suspects": {"suspects": len(suspects), **ten, "ratio": ten["no cache"] / ten["cache"]},
+    }
+    Path(args.results).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
