@@ -342,7 +342,14 @@ def verify_floor() -> list[str]:
         f"Process start (`sleuth --version`, best of 3): {r['process_start_s']:.2f} s. "
         f"{ten['suspects']} suspects against the same 5 references at 500 samples: "
         f"{ten['no cache']:.0f} s without `--cache`, {ten['cache']:.0f} s with it "
-        f"({ten['ratio']:.2f}×).",
+        f"({ten['ratio']:.2f}×): the cache saves the 5 references' passes, not the victim's, "
+        "the suspect's or the process start.",
+        "",
+        "Each floor was measured just before its verification, with the models freshly loaded; "
+        "at 100 samples that cold pass is slower than the warm ones inside `run_verify`, hence "
+        "a ratio under 1. Goals (≤ 2× the floor at 500 samples and above, start ≤ 1.5 s): met "
+        "in process and at 4,000 samples; at 500 samples the whole process is above 2× (its "
+        "imports and model loading are a fixed ~5 s).",
     ]
     return out
 
