@@ -57,6 +57,8 @@ BUCKET_BITS = (8, 10, 12)
 # 4,096 buckets), beta at the in-distribution thief's coverage at its full budget (0.61 of 256
 # buckets after 4,000 queries in the coverage curves), the paper's lam and alpha
 B4B = "b4b:buckets=256,lam=1e-6,alpha=1,beta=0.6"
+# the same with beta past the thief's coverage: the cost curve's other end, gentle on the user
+B4B_GENTLE = "b4b:buckets=256,lam=1e-6,alpha=1,beta=0.75"
 TRANSFORM = "transform:kinds=affine"
 POW = "pow:base=4,top=14,beta=0.6,buckets=256"
 
@@ -306,14 +308,19 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": machine("cpu"),
         "queries": args.queries,
-        "settings": {"b4b": B4B, "transform": TRANSFORM, "pow": POW},
+        "settings": {"b4b": B4B, "b4b-gentle": B4B_GENTLE, "transform": TRANSFORM, "pow": POW},
     }
 
     print("coverage curves", flush=True)
     results["coverage"] = coverage_curves(victim)
     plot_coverage(results["coverage"], Path("docs/b4b-coverage.png"))
 
-    settings = {"none": [], "b4b": [B4B, TRANSFORM], "pow": [POW]}
+    settings = {
+        "none": [],
+        "b4b": [B4B, TRANSFORM],
+        "b4b-gentle": [B4B_GENTLE, TRANSFORM],
+        "pow": [POW],
+    }
     ood = {"data": OODSteal.data(out, 2 * args.queries)}  # its train part (80 %) covers the budget
     jobs = {  # setting -> (row label, thief data, accounts); "legit" is the legitimate user
         "none": [("legit", None, ["legit"]), ("thief", {}, ["thief"]), ("ood", ood, ["ood"])],
@@ -324,6 +331,7 @@ def main() -> None:
             ("sybil x2", {}, ["s2-0", "s2-1"]),
             ("sybil x4", {}, ["s4-0", "s4-1", "s4-2", "s4-3"]),
         ],
+        "b4b-gentle": [("legit", None, ["legit"]), ("thief", {}, ["thief"])],
         "pow": [("legit", None, ["legit"]), ("thief", {}, ["thief"])],
     }
     rows: list[dict[str, Any]] = []
