@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import torch
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from sleuth.errors import SleuthError
@@ -171,19 +172,16 @@ class Store:
                 ).scalar_one()
         return bytes.fromhex(value)
 
+    def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL both do)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
     def _insert_ignore(self, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table).values(rows).on_conflict_do_nothing()
+        return self._insert(table).values(rows).on_conflict_do_nothing()
 
     def _upsert_add(self, table: sa.Table, row: dict[str, Any], keys: list[str], col: str) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table).values(row)
+        stmt = self._insert(table).values(row)
         return stmt.on_conflict_do_update(
             index_elements=keys, set_={col: table.c[col] + stmt.excluded[col]}
         )
