@@ -33,7 +33,14 @@ from sleuth.serve.config import CONFIG_ENV, ServeConfig
 from sleuth.serve.store import Store, User
 from sleuth.steal.accounts import derive_seed
 from sleuth.steal.b4b import lsh_center, record_coverage
-from sleuth.steal.defences import Defence, answer_dim, apply_defences, gates, parse_defence
+from sleuth.steal.defences import (
+    Defence,
+    answer_dim,
+    apply_defences,
+    coverage_tables,
+    gates,
+    parse_defence,
+)
 from sleuth.steal.pow import PROOF_HEADER, Proof, issue
 
 log = logging.getLogger("sleuth.serve")
@@ -48,6 +55,7 @@ class Service:
         self.encoder: Encoder = load_encoder(cfg.encoder)
         self.defences: list[Defence] = [parse_defence(s) for s in cfg.defences]
         self.gates = gates(self.defences)
+        self.tables = coverage_tables(self.defences)
         self.store = store or Store(cfg.db)
         if cfg.lsh_data and self.store.center is None:
             self.store.keep_center(lsh_center(self.encoder, cfg.lsh_data))
@@ -114,6 +122,10 @@ class Service:
             raise HTTPException(422, "pixel values must lie in [0, 1]")
         return np.ascontiguousarray(a)
 
+    def _price(self, n: int, account: Any) -> int:
+        """The bits a batch of ``n`` from ``account`` must pay now (the dearest gate's)."""
+        return max(g.price(n, account) for g in self.gates)
+
     def _puzzle(self, user: User, n: int, bits: int, why: str) -> HTTPException:
         expires = int(time.time() + self.cfg.puzzle_ttl)
         challenge = issue(self.store.secret, user.uid, n, bits, expires)
@@ -136,7 +148,7 @@ class Service:
         if not self.gates:
             return None
         with self.store.view(user) as account:
-            bits = max(g.price(n, account) for g in self.gates)
+            bits = self._price(n, account)
         header = request.headers.get(PROOF_HEADER)
         if header is None:
             raise self._puzzle(user, n, bits, "proof of work required")
@@ -173,18 +185,20 @@ class Service:
                     headers={"Retry-After": "60"},
                 )
             if proof is not None:
-                bits = max(g.price(n, account) for g in self.gates)
+                bits = self._price(n, account)
                 problem = proof.problem(self.store.secret, user.uid, n, bits, time.time())
                 if problem is not None:
                     raise self._puzzle(user, n, bits, problem)
                 if not account.spend(hashlib.sha256(proof.challenge.encode()).hexdigest()):
                     raise HTTPException(409, "this proof of work was already spent")
-                paid = int(proof.challenge.split(".")[3])
-                account.charge("pow", float(2**paid))
-            coverage = record_coverage(reps, account, self.cfg.buckets)
+                account.charge("pow", float(2**proof.bits))
             seed = derive_seed(self.store.secret, "answers", user.uid, str(account.queries))
             gen = torch.Generator().manual_seed(seed)
             out = apply_defences(self.defences, reps, images, gen, account)
+            if self.cfg.buckets in self.tables:  # the defences recorded it already
+                coverage = account.coverage(self.cfg.buckets)
+            else:
+                coverage = record_coverage(reps, account, self.cfg.buckets)
             account.answered(n, coverage)
         log.info("answered %d queries for %s (coverage %.4f)", n, user.name, coverage)
         return out.numpy().astype(np.float32)

@@ -529,7 +529,7 @@ def apply_defences(
     """Apply ``defences`` in order (each sees the previous one's output); ``reps`` is untouched.
     Per-user defences (B4B, transformations, proof-of-work) are given ``account``; the coverage
     they price by is recorded first, on the encoder's own answers, whatever the order."""
-    tables = {d.buckets for d in defences if getattr(d, "covers", False)}  # type: ignore[attr-defined]
+    tables = coverage_tables(defences)
     if tables and account is None:
         raise SleuthError("coverage-priced defences are per user: they need an account")
     for buckets in sorted(tables):
@@ -543,6 +543,11 @@ def apply_defences(
         else:
             out = defence(out, images, gen)
     return out
+
+
+def coverage_tables(defences: Sequence[Defence]) -> set[int]:
+    """The bucket-table sizes whose coverage the defences price by."""
+    return {d.buckets for d in defences if getattr(d, "covers", False)}  # type: ignore[attr-defined]
 
 
 def answer_dim(defences: Sequence[Defence], dim: int) -> int:

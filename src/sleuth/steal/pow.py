@@ -81,6 +81,12 @@ class Proof:
     challenge: str
     suffix: str
 
+    @property
+    def bits(self) -> int:
+        """The difficulty the challenge names (0 for a malformed one, which never verifies)."""
+        parts = self.challenge.split(".")
+        return int(parts[3]) if len(parts) == 7 and parts[3].isdigit() else 0
+
     @classmethod
     def parse(cls, header: str) -> Proof:
         challenge, sep, suffix = header.strip().rpartition(":")
