@@ -178,6 +178,25 @@ def test_select_keeps_what_a_group_builds_on():
     assert not any(k.startswith(("verify/", "time/")) for k in chosen)
 
 
+def test_each_kind_digests_only_code_that_can_change_its_result():
+    """A kind's code digest leaves out subpackages it never calls, and the import graph
+    really keeps them apart (else an edit there could change a reused cell's result)."""
+    import ast
+
+    from sleuth.manifest import PACKAGE_DIR
+
+    assert set(bench_cells.NOT_KIND_CODE) == set(bench_cells.KINDS)
+    assert runner.cell_code("verify") != runner.cell_code("embed")
+    for kind, excluded in bench_cells.NOT_KIND_CODE.items():
+        kept = [p for p in ("embed/", "steal/", "verify/") if p not in excluded]
+        for package in kept:
+            for path in (PACKAGE_DIR / package).rglob("*.py"):
+                for node in ast.walk(ast.parse(path.read_text())):
+                    if isinstance(node, ast.ImportFrom) and node.module:
+                        imported = node.module.removeprefix("sleuth.").split(".")[0] + "/"
+                        assert imported not in excluded, (kind, path.name, node.module)
+
+
 # --- resuming, with instant cell kinds ----------------------------------------------------------
 
 
@@ -208,15 +227,22 @@ def test_finished_cells_are_reused_and_changes_rerun_their_dependents(
     again = run_bench(open_bench(suite, tmp_path / "b"), device="cpu")
     assert instant == [] and len(again.reused) == len(first.ran)
     # other code behind the cells: nothing it ran is reused, and --list says why
-    real = runner.cell_code()
-    monkeypatch.setattr(runner, "cell_code", lambda: "other code")
+    real = runner.cell_code
+    monkeypatch.setattr(runner, "cell_code", lambda kind: "other code")
     states = dict((c.key, s) for c, s in open_bench(suite, tmp_path / "b").statuses())
     assert states[VICTIM] == "to run again: sleuth's code changed since it ran"
     assert set(states.values()) == {
         "to run again: sleuth's code changed since it ran",
         "to run again: a cell it builds on changed",
     }
-    monkeypatch.setattr(runner, "cell_code", lambda: real)
+    # other verification code: only the verifications run again, every model is reused
+    monkeypatch.setattr(
+        runner, "cell_code", lambda kind: "new stats" if kind == "verify" else real(kind)
+    )
+    bench = open_bench(suite, tmp_path / "b")
+    rerun = {c.key for c, s in bench.statuses() if s != "done"}
+    assert rerun and {bench.plan.cells[k].kind for k in rerun} == {"verify"}
+    monkeypatch.setattr(runner, "cell_code", real)
     assert {s for _, s in open_bench(suite, tmp_path / "b").statuses()} == {"done"}
     # a longer attack changes every steal cell, and so everything verified or timed from them
     changed = replace(suite, attack=replace(suite.attack, epochs=21))

@@ -379,3 +379,21 @@ KINDS: dict[str, Callable[[Context, Cell], dict[str, Any]]] = {
     "time-verify": time_verify,
     "time-embed": time_embed,
 }
+
+# the subpackages whose code cannot change a kind's result (the kind never calls them, and the
+# import graph keeps them apart: verify imports neither embed nor steal, embed not steal), so
+# that an edit of the verification statistics re-runs verifications, not every victim
+_TRAINING = ("steal/", "verify/", "serve/")
+_STEALING = ("verify/", "serve/")
+_VERIFYING = ("embed/", "steal/", "serve/")
+NOT_KIND_CODE: dict[str, tuple[str, ...]] = {
+    "embed": _TRAINING,
+    "pretrain": _STEALING,  # the thief's images are chosen by steal's code
+    "time-embed": _TRAINING,
+    "steal": _STEALING,
+    "evade": _STEALING,
+    "defended-ta": _STEALING,
+    "verify": _VERIFYING,
+    "fewest": _VERIFYING,
+    "time-verify": _VERIFYING,
+}

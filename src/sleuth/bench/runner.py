@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from sleuth.bench.cells import KINDS, Context
+from sleuth.bench.cells import KINDS, NOT_KIND_CODE, Context
 from sleuth.bench.plan import GROUPS, Cell, DataSizes, Plan, plan
 from sleuth.bench.suites import Suite, get_suite
 from sleuth.data import load_images, make_split
@@ -55,9 +55,9 @@ NOT_CELL_CODE = (
 )
 
 
-def cell_code() -> str:
-    """The digest of the code a cell's result depends on (see ``source_digest``)."""
-    return source_digest(NOT_CELL_CODE)
+def cell_code(kind: str) -> str:
+    """The digest of the code a cell of ``kind`` depends on (see ``source_digest``)."""
+    return source_digest(NOT_CELL_CODE + NOT_KIND_CODE[kind])
 
 
 @dataclass
@@ -171,7 +171,7 @@ class Bench:
             return "its parameters changed"
         if rec.get("needs") != {k: runs.get(k) for k in cell.needs}:
             return "a cell it builds on changed"
-        if rec.get("code") != cell_code():
+        if rec.get("code") != cell_code(cell.kind):
             return "sleuth's code changed since it ran"
         return None
 
@@ -265,7 +265,7 @@ def run_bench(
             "params": cell.params,
             "needs": {k: runs[k] for k in cell.needs},
             "run_id": uuid.uuid4().hex,
-            "code": cell_code(),
+            "code": cell_code(cell.kind),
             "result": result,
             "seconds": round(time.perf_counter() - t0, 2),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
