@@ -321,8 +321,9 @@ def test_folder_errors_name_the_problem(tmp_path):
         load_images(f"folder:{empty}")
     root = _image_folder(tmp_path / "photos")
     (root / "cat" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="broken.png"):
-        load_images(f"folder:{root}")
+    with pytest.raises(DataError, match="broken.png"):  # a part reads its own files only
+        for part in ("train", "test"):
+            load_images(f"folder:{root}", part)
 
 
 # --- missing data --------------------------------------------------------------------------------

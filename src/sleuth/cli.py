@@ -68,7 +68,9 @@ DataOpt = Annotated[
     typer.Option(
         "--data",
         help="Dataset spec: demo | fmnist:DIR | mnist:DIR | cifar10:ROOT | cifar100:ROOT | "
-        "svhn:ROOT | stl10:ROOT | folder:DIR[?size=N] | npz:FILE | h5:FILE.",
+        "svhn:ROOT | stl10:ROOT | folder:DIR[?size=N] | npz:FILE | h5:FILE; folder: and h5: "
+        "data above 2 GiB decoded are read from the files by index, ?stream=1 forces that, "
+        "?stream=0 forbids it.",
     ),
 ]
 
@@ -227,6 +229,13 @@ def embed(
     device: Annotated[
         str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
     ] = "auto",
+    data_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Processes per rank decoding streamed data (folder:/h5: above 2 GiB or with ?stream=1). Default: the cores left after one per rank, at most 4.",
+        ),
+    ] = None,
     download: Annotated[
         bool,
         typer.Option(
@@ -274,6 +283,7 @@ def embed(
             device=device,
             download=download,
             progress=progress,
+            workers=data_workers,
         )
     if result is None:  # a non-main DDP rank: rank 0 reports
         return

@@ -1,9 +1,10 @@
-"""Loaded image sets: read a spec's part into uint8 tensors, take subsets, fingerprint them."""
+"""Loaded image sets: read a spec's part into uint8 tensors (or stream it), take subsets,
+fingerprint them."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -11,18 +12,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sleuth.data import lazy
 from sleuth.data.arrays import Arrays, Parts
 from sleuth.data.errors import DataError
-from sleuth.data.loaders import LOADERS
+from sleuth.data.lazy import LazyImages
+from sleuth.data.loaders import LOADERS, LazyPart
 from sleuth.data.spec import DataSpec, parse_spec
 from sleuth.data.split import holdout
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """uint8 images (N, C, H, W), optional int64 labels, and the spec and part they came from."""
+    """uint8 images (N, C, H, W), optional int64 labels, and the spec and part they came from.
 
-    images: torch.Tensor
+    ``images`` is a tensor in memory, or ``LazyImages`` (streamed data) that read the rows they
+    are indexed with: index it (``images[idx]``, ``images[a:b]``) rather than use it whole.
+    """
+
+    images: torch.Tensor | LazyImages
     labels: torch.Tensor | None
     spec: str
     part: str
@@ -33,7 +40,7 @@ class ImageSet:
             x.dtype != torch.uint8
             or x.ndim != 4
             or x.shape[1] not in (1, 3)
-            or not x.is_contiguous()
+            or not (isinstance(x, LazyImages) or x.is_contiguous())
         ):
             raise ValueError(
                 f"images must be contiguous uint8 (N, 1|3, H, W), got {x.dtype} {tuple(x.shape)}"
@@ -45,6 +52,11 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the images stay in their files (read by index) rather than in memory."""
+        return isinstance(self.images, LazyImages)
 
     @property
     def channels(self) -> int:
@@ -66,7 +78,9 @@ class ImageSet:
                 f"indices out of range for the {len(self)} images of {self.spec} ({self.part})"
             )
         labels = None if self.labels is None else self.labels[idx]
-        return ImageSet(self.images[idx], labels, self.spec, self.part)
+        x = self.images
+        images = x.subset(idx) if isinstance(x, LazyImages) else x[idx]
+        return ImageSet(images, labels, self.spec, self.part)
 
 
 def _as_spec(spec: str | DataSpec) -> DataSpec:
@@ -77,6 +91,23 @@ def _held_out(read_all: Parts, part: str) -> Arrays:
     images, labels = read_all["train"]()
     keep = holdout(len(images), labels)[part == "test"]
     return images[keep], None if labels is None else labels[keep]
+
+
+def _held_out_lazy(opened: dict[str, LazyPart], part: str) -> tuple[LazyImages, np.ndarray | None]:
+    images, labels = opened["train"]()
+    keep = holdout(len(images), labels)[part == "test"]
+    return images.subset(keep), None if labels is None else labels[keep]
+
+
+def _lazy_parts(spec: DataSpec) -> dict[str, LazyPart] | None:
+    """The parts of a streamable kind as unread views (with the fixed hold-out), else None."""
+    opener = LOADERS[spec.kind].lazy
+    if opener is None:
+        return None
+    opened = opener(Path(spec.location).expanduser(), spec.options)
+    if "test" in opened:
+        return opened
+    return {part: partial(_held_out_lazy, opened, part) for part in ("train", "test")}
 
 
 def _parts(spec: DataSpec, download: bool) -> Parts:
@@ -94,12 +125,20 @@ def available_parts(spec: str | DataSpec) -> tuple[str, ...]:
 
 
 def load_images(spec: str | DataSpec, part: str = "train", *, download: bool = False) -> ImageSet:
-    """Read one part of a dataset into memory (torchvision datasets are fetched only if asked)."""
+    """Read one part of a dataset into memory (torchvision datasets are fetched only if asked),
+    or, for ``folder:`` and ``h5:`` data larger than ``lazy.STREAM_BYTES`` decoded or asked for
+    with ``stream=1``, open it for reading by index (``ImageSet.streaming``)."""
     spec = _as_spec(spec)
-    parts = _parts(spec, download)
+    parts = _lazy_parts(spec) or _parts(spec, download)
     if part not in parts:
         raise DataError(f"{spec} has no part {part!r} (available: {', '.join(parts)})")
     images, labels = parts[part]()
+    if isinstance(images, LazyImages):
+        if len(images) and lazy.streams(spec.options.get("stream"), images.nbytes):
+            labels = None if labels is None else torch.from_numpy(labels)
+            named = images.named(f"{spec.kind}|{_content(spec)}|{part}")
+            return ImageSet(named, labels, str(spec), part)
+        images = images.numpy()
     if len(images) == 0:
         raise DataError(f"{spec} has no images in its {part} part")
     return ImageSet(
@@ -110,14 +149,37 @@ def load_images(spec: str | DataSpec, part: str = "train", *, download: bool = F
     )
 
 
-def fingerprint(data: ImageSet) -> str:
-    """Hex SHA-256 of the images' shape and bytes and of the labels: same data, same hash."""
+def _content(spec: DataSpec) -> str:
+    """The spec's options that change the images (not ``stream``, which changes how they are
+    read), for the fingerprint cache's key."""
+    return "&".join(f"{k}={v}" for k, v in spec.options.items() if k != "stream")
+
+
+def _digest(
+    shape: tuple[int, ...], chunks: Iterable[torch.Tensor], labels: torch.Tensor | None
+) -> str:
     digest = hashlib.sha256(b"sleuth-imageset-v1")
-    digest.update(repr(tuple(data.images.shape)).encode())
-    digest.update(data.images.cpu().numpy())
-    if data.labels is None:
+    digest.update(repr(tuple(shape)).encode())
+    for chunk in chunks:
+        digest.update(np.ascontiguousarray(chunk.cpu().numpy()))
+    if labels is None:
         digest.update(b"unlabelled")
     else:
         digest.update(b"labels")
-        digest.update(data.labels.cpu().numpy().astype("<i8"))
+        digest.update(labels.cpu().numpy().astype("<i8"))
     return digest.hexdigest()
+
+
+def fingerprint(data: ImageSet, workers: int | None = None) -> str:
+    """Hex SHA-256 of the images' shape and bytes and of the labels: same data, same hash.
+
+    Streamed images are hashed in order as they are read (by ``workers`` DataLoader processes,
+    default ``lazy.default_workers()``), giving the in-memory hash; a whole part's hash is kept
+    in the fingerprint cache (``sleuth.data.lazy``) and read back while its files are unchanged.
+    """
+    shape = tuple(data.images.shape)
+    if not isinstance(data.images, LazyImages):
+        return _digest(shape, [data.images], data.labels)
+    images = data.images
+    n = lazy.default_workers() if workers is None else workers
+    return lazy.cached_fingerprint(images, lambda: _digest(shape, images.chunks(n), data.labels))

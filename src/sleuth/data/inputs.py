@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from sleuth.data.errors import DataError
 from sleuth.data.images import ImageSet
+from sleuth.data.lazy import LazyImages
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
 _STATS_CHUNK = 1024
@@ -87,8 +88,11 @@ def input_spec_for(data: ImageSet, max_images: int = 10000) -> InputSpec:
     return InputSpec(data.channels, data.height, tuple(mean.tolist()), tuple(std.tolist()))
 
 
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images as float32 in [0, 1]; float images are returned unchanged."""
+def to_float(images: torch.Tensor | LazyImages) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1]; float images are returned unchanged; streamed images
+    are read (all of them: index them first for a few)."""
+    if isinstance(images, LazyImages):
+        images = images.load()
     if images.dtype == torch.uint8:
         return images.to(torch.float32) / 255
     if images.is_floating_point():

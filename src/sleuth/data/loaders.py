@@ -2,7 +2,9 @@
 
 A loader maps a spec's location, options and the download flag to the dataset's parts, each read
 only when called (STL-10's unlabelled part is 2.7 GB). A loader without a "test" part gets the
-fixed hold-out of ``sleuth.data.split.holdout``.
+fixed hold-out of ``sleuth.data.split.holdout``. Kinds that can stream (``folder``, ``h5``) also
+give their parts as ``LazyImages`` over a row source (``Loader.lazy``); their in-memory parts are
+those same rows read whole, so both paths hold the same bytes.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import numpy as np
 
 from sleuth.data.arrays import Arrays, Parts, as_images, as_labels
 from sleuth.data.errors import DataError
-from sleuth.data.hdf5 import datasets, read_dataset
+from sleuth.data.hdf5 import datasets, member, read_dataset
 from sleuth.data.idx import read_idx
+from sleuth.data.lazy import LazyImages, PathList, stat_line
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 DEMO_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+LazyPart = Callable[[], tuple[LazyImages, np.ndarray | None]]  # reads labels, not images
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,13 @@ class Loader:
     read: Callable[[Path | None, Mapping[str, str], bool], Parts]  # (path, options, download)
     location: str | None  # "DIR", "ROOT" or "FILE" in usage strings; None: takes no location
     options: Mapping[str, Callable[[str], str]] = field(default_factory=dict)  # value -> canonical
+    lazy: Callable[[Path, Mapping[str, str]], dict[str, LazyPart]] | None = None  # streamable
 
     def usage(self, kind: str) -> str:
-        """How a spec of this kind is written, e.g. ``folder:DIR[?size=SIZE]``."""
+        """How a spec of this kind is written, e.g. ``folder:DIR[?size=SIZE&stream=STREAM]``."""
         where = f":{self.location}" if self.location else ""
-        return kind + where + "".join(f"[?{name}={name.upper()}]" for name in self.options)
+        query = "&".join(f"{name}={name.upper()}" for name in self.options)
+        return kind + where + (f"[?{query}]" if query else "")
 
 
 def _require(path: Path, what: str) -> Path:
@@ -108,20 +115,57 @@ def _read_image(path: str, size: int) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {exc}") from None
 
 
-def _read_folder(root: Path, size: int) -> Arrays:
+class FolderRows:
+    """An image folder's files (torchvision's ImageFolder order), each read as RGB resized to
+    ``size`` (the same bytes as the in-memory path)."""
+
+    def __init__(self, root: Path, files: list[str], size: int) -> None:
+        self.root = str(root.resolve())
+        self.files = PathList(files)
+        self.size = size
+        self.shape = (len(files), 3, size, size)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.size, self.size, 3), np.uint8)
+        for i, row in enumerate(rows):
+            out[i] = _read_image(self.files[int(row)], self.size)
+        return out.transpose(0, 3, 1, 2)
+
+    def identity(self) -> str:
+        files = (self.files[i] for i in range(len(self.files)))
+        try:
+            return f"folder\0{self.root}\0{self.size}\n" + "".join(map(stat_line, files))
+        except OSError as exc:
+            raise DataError(f"cannot use image folder {self.root}: {exc}") from None
+
+
+def _folder_rows(root: Path, size: int) -> tuple[LazyImages, np.ndarray]:
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     try:
         samples = make_dataset(root, find_classes(root)[1], IMG_EXTENSIONS)
     except OSError as exc:
         raise DataError(f"cannot use image folder {root}: {exc}") from None
-    images = np.stack([_read_image(file, size) for file, _ in samples])
-    return images.transpose(0, 3, 1, 2), np.array([label for _, label in samples], np.int64)
+    source = FolderRows(root, [file for file, _ in samples], size)
+    return LazyImages(source), np.array([label for _, label in samples], np.int64)
 
 
-def _folder(path: Path, options: Mapping[str, str], download: bool) -> Parts:
+def _folder(path: Path, options: Mapping[str, str]) -> dict[str, LazyPart]:
     _require(path, "image folder")
-    return {"train": partial(_read_folder, path, int(options.get("size", "32")))}
+    return {"train": partial(_folder_rows, path, int(options.get("size", "32")))}
+
+
+def _whole(lazy: Callable[[Path, Mapping[str, str]], dict[str, LazyPart]]):
+    """The in-memory reader of a streamable kind: every row of each lazy part, read in order."""
+
+    def read(path: Path, options: Mapping[str, str], download: bool) -> Parts:
+        def load(part: LazyPart) -> Arrays:
+            images, labels = part()
+            return images.numpy(), labels
+
+        return {name: partial(load, part) for name, part in lazy(path, options).items()}
+
+    return read
 
 
 MAX_SIDE = 1024  # larger images would take gigabytes for a few thousand of them in memory
@@ -131,6 +175,12 @@ def _size_option(value: str) -> str:
     if not value.isdigit() or not 8 <= int(value) <= MAX_SIDE:
         raise ValueError(f"size must be a whole number of pixels from 8 to {MAX_SIDE}")
     return str(int(value))
+
+
+def _stream_option(value: str) -> str:
+    if value not in ("0", "1"):
+        raise ValueError("stream must be 1 (read by index from the files) or 0 (into memory)")
+    return value
 
 
 def _array_parts(keys: set[str], get: Callable[[str], np.ndarray], where: str) -> Parts:
@@ -177,12 +227,67 @@ def _h5_array(path: Path, key: str) -> np.ndarray:
         return np.asarray(read_dataset(f, key, str(path)))
 
 
-def _h5(path: Path, options: Mapping[str, str], download: bool) -> Parts:
+def _h5_block(dataset, rows: np.ndarray) -> np.ndarray:
+    """Sorted distinct ``rows`` of an h5py dataset: one slice when they are dense, else a
+    point selection."""
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo <= 4 * len(rows):
+        return dataset[lo:hi][rows - lo]
+    return dataset[rows]
+
+
+class H5Rows:
+    """The rows of images ``key`` of an HDF5 file, read through ``hdf5.member`` (no links, no
+    data in other files) on every read: no handle is held, so forked workers open their own."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        import h5py
+
+        self.path, self.key, self.where = path.resolve(), key, f"{path}[{key}]"
+        with _reading(path, "HDF5 file"), h5py.File(path, "r") as f:
+            dataset = member(f, key, str(path))
+            if not isinstance(dataset, h5py.Dataset):
+                raise DataError(f"{path}: {key!r} is not a dataset")
+            # the checks of the in-memory path on an array of the file's shape and dtype that
+            # takes no memory
+            shaped = np.broadcast_to(np.zeros((), dataset.dtype), dataset.shape)
+            self.shape = tuple(as_images(shaped, self.where).shape)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        import h5py
+
+        distinct, inverse = np.unique(rows, return_inverse=True)
+        with _reading(self.path, "HDF5 file"), h5py.File(self.path, "r") as f:
+            block = _h5_block(member(f, self.key, str(self.path)), distinct)
+        return as_images(block[inverse.reshape(-1)], self.where)
+
+    def identity(self) -> str:
+        with _reading(self.path, "HDF5 file"):
+            return f"h5\0{self.key}\n" + stat_line(self.path)
+
+
+def _h5_rows(path: Path, x_key: str, y_key: str | None) -> tuple[LazyImages, np.ndarray | None]:
+    images = LazyImages(H5Rows(path, x_key))
+    if y_key is None:
+        return images, None
+    return images, as_labels(_h5_array(path, y_key), len(images), f"{path}[{y_key}]")
+
+
+def _h5(path: Path, options: Mapping[str, str]) -> dict[str, LazyPart]:
     import h5py
 
     with _reading(_require(path, "HDF5 file"), "HDF5 file"), h5py.File(path, "r") as f:
         keys = set(datasets(f, str(path)))
-    return _array_parts(keys, partial(_h5_array, path), str(path))
+    if "x" not in keys:
+        raise DataError(
+            f"{path} has no images 'x' (it has: {', '.join(sorted(keys)) or 'nothing'})"
+        )
+    parts = {"train": ("x", "y"), "test": ("x_test", "y_test")}
+    return {
+        part: partial(_h5_rows, path, x_key, y_key if y_key in keys else None)
+        for part, (x_key, y_key) in parts.items()
+        if x_key in keys
+    }
 
 
 def _cifar(cls_name: str, root: Path, part: str, download: bool) -> Arrays:
@@ -242,7 +347,9 @@ LOADERS: dict[str, Loader] = {
     "cifar100": _torchvision(partial(_cifar, "CIFAR100"), "cifar-100-python/"),
     "svhn": _torchvision(_svhn, "SVHN .mat files"),
     "stl10": _torchvision(_stl10, "stl10_binary/", ("train", "test", "unlabeled")),
-    "folder": Loader(_folder, "DIR", {"size": _size_option}),
+    "folder": Loader(
+        _whole(_folder), "DIR", {"size": _size_option, "stream": _stream_option}, _folder
+    ),
     "npz": Loader(_npz, "FILE"),
-    "h5": Loader(_h5, "FILE"),
+    "h5": Loader(_whole(_h5), "FILE", {"stream": _stream_option}, _h5),
 }

@@ -67,8 +67,11 @@ def run_embed(
     download: bool = False,
     wm_eval_images: int = 2000,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> EmbedResult | None:
-    """Train and write encoder.pt, owner-key.pt and manifest.json; None on non-main DDP ranks."""
+    """Train and write encoder.pt, owner-key.pt and manifest.json; None on non-main DDP ranks.
+
+    ``workers``: DataLoader processes per rank reading streamed data (``sleuth.data.lazy``)."""
     start = time.perf_counter()
     get_architecture(cfg.arch)
     if cfg.watermark and cfg.wm_intervals != RANDOM:
@@ -83,6 +86,9 @@ def run_embed(
     try:
         steps_per_epoch(len(private), cfg, info.world)  # refused before --out is made
         if info.is_main:
+            # streamed data is read whole here, once (then cached): a file that cannot be
+            # read is refused before --out is made, not in the middle of training
+            data_fingerprint = fingerprint(data, workers)
             if (
                 resume
                 and (out_dir / ENCODER_NAME).exists()
@@ -93,7 +99,14 @@ def run_embed(
         distributed.barrier(info)
         checkpoint = out_dir / CHECKPOINT_NAME
         result = train(
-            cfg, private, input_spec, info, checkpoint=checkpoint, resume=resume, progress=progress
+            cfg,
+            private,
+            input_spec,
+            info,
+            checkpoint=checkpoint,
+            resume=resume,
+            progress=progress,
+            workers=workers,
         )
         if not info.is_main:
             return None
@@ -128,7 +141,7 @@ def run_embed(
             split={
                 "data_spec": str(cfg.data),
                 "part": "train",
-                "fingerprint": fingerprint(data),
+                "fingerprint": data_fingerprint,
                 **split.to_dict(),
             },
             seed=cfg.seed,
@@ -154,6 +167,7 @@ def run_embed(
                 "n_public": len(split.public),
                 "world_size": info.world,
                 "device": str(info.device),
+                "streamed": data.streaming,
                 "resumed_from_epoch": result.resumed_from,
             },
         )

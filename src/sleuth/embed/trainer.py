@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from sleuth.data import ImageSet, InputSpec, adapt
+from sleuth.data import BatchReader, ImageSet, InputSpec, adapt, default_workers
 from sleuth.data.augment import SimCLRAugment
 from sleuth.data.watermark import RANDOM, RotationWatermark
 from sleuth.embed import distributed
@@ -152,8 +152,12 @@ def train(
     checkpoint: Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> TrainOutput:
-    """Train on ``private`` (the owner's training part); checkpoint every epoch on rank 0."""
+    """Train on ``private`` (the owner's training part); checkpoint every epoch on rank 0.
+
+    Streamed images are read by ``workers`` DataLoader processes per rank (default
+    ``default_workers``), each rank its own slice of the same global batches as in memory."""
     device = dist_info.device
     cfg = _with_intervals(cfg, checkpoint if resume else None, dist_info)
     watermark = RotationWatermark.parse(cfg.wm_intervals) if cfg.watermark else None
@@ -174,7 +178,8 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     augment = SimCLRAugment()
-    images = private.images.to(device)
+    workers = default_workers(dist_info.world) if workers is None else workers
+    reader = BatchReader(private.images, device, workers)
     local_b = cfg.batch_size // dist_info.world
     wm_b = max(1, math.ceil(local_b * cfg.wm_fraction)) if watermark else 0
 
@@ -186,11 +191,14 @@ def train(
         )
         gen = _generator(cfg.seed, epoch, dist_info.rank, device)
         totals = {"loss": 0.0, "contrastive": 0.0, "wm_loss": 0.0, "wm_acc": 0.0}
-        for step in range(steps):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size][
+        batches = [
+            order[step * cfg.batch_size : (step + 1) * cfg.batch_size][
                 dist_info.rank :: dist_info.world
             ]
-            x = adapt(images[idx.to(device)], input_spec)
+            for step in range(steps)
+        ]
+        for step, (idx, batch) in enumerate(zip(batches, reader(batches), strict=True)):
+            x = adapt(batch, input_spec)
             views = [augment(x, gen), augment(x, gen)]
             if watermark:
                 wm_views, wm_labels = watermark.views(x[:wm_b], gen)
