@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,94 @@ def require_browser():
         if os.environ.get("SLEUTH_REQUIRE_SERVICES") == "1":
             pytest.fail("SLEUTH_REQUIRE_SERVICES=1 but no Chromium is installed")
         pytest.skip("no Chromium installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="session")
+def cli_walk(tmp_path_factory):
+    """Every command that produces a result, run once through the CLI with --json at the
+    smallest settings, each on the previous ones' output (owner, thief, investigator, report):
+    a ``Walk`` of the folder and each command's CliRunner result. The demo's and the bench's
+    computations are stand-ins (the demo's own test runs it; bench cells are instant), so the
+    walk checks what those commands print, in seconds."""
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+
+    root = tmp_path_factory.mktemp("walk")
+    x, y = synthetic_images(n=96)
+    np.savez(root / "tiny.npz", x=x, y=y)
+    w = Walk(root, f"npz:{root / 'tiny.npz'}", {})
+    p = w.path
+    tiny = ["--epochs", "1", "--device", "cpu", "--json"]
+    db = ["--db", f"sqlite:///{root / 'serve.db'}", "--json"]
+    pub = ["--pub", p("keys/sleuth-signing.pub"), "--json"]
+    steps = {
+        "archs": ["archs", "--json"],
+        "embed": ["embed", "--data", w.spec, "--out", p("victim"), *tiny, *w.embed_options],
+        "references": ["references", "--victim", p("victim"), "--n", "1", "--out", p("zoo")],
+        "steal": ["steal", "--victim", p("victim"), "--data", w.spec, "--public-split"],
+        "evaluate": ["evaluate", p("copy/encoder.pt"), "--task", w.spec, "--json"],
+        "convert": ["convert", p("copy/encoder.pt"), p("copy.safetensors"), "--json"],
+        "challenge": ["challenge", "--victim", p("victim"), "--out", p("ch.h5"), "--samples", "10"],
+        "keys init": ["keys", "init", "--out", p("keys"), "--json"],
+        "verify": [*w.verify, "--save", p("saved.h5"), "--out", p("report"), "--no-pdf", "--json"],
+        "report make": ["report", "make", p("saved.h5"), "--out", p("report2"), "--no-pdf"],
+        "report check": ["report", "check", p("report"), *pub],
+        "report show": ["report", "show", p("report"), *pub],
+        "report rerun": ["report", "rerun", p("report"), *pub],
+        "demo": ["demo", "--out", p("demo"), "--json"],
+        "bench": ["bench", "--only", "embed", "--out", p("bench"), "--json"],
+        "serve users add": ["serve", "users", "add", "alice", *db],
+        "serve users list": ["serve", "users", "list", *db],
+    }
+    steps["references"] += tiny
+    steps["steal"] += ["--queries", "32", "--out", p("copy"), *tiny]
+    steps["challenge"] += ["--json"]
+    steps["verify"] += ["--sign-key", p("keys/sleuth-signing.key")]
+    steps["report make"] += ["--json"]
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        _instant_demo_and_bench(mp, root)
+        for name, args in steps.items():
+            w.results[name] = runner.invoke(app, args)
+    return w
+
+
+@dataclass
+class Walk:
+    """The folder of ``cli_walk``: tiny data, a victim with its zoo, a copy, a report."""
+
+    root: Path
+    spec: str
+    results: dict
+
+    embed_options = ("--batch-size", "16", "--rep-dim", "8", "--wm-intervals", "half")
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
+
+    @property
+    def verify(self) -> list[str]:
+        """verify's arguments for the copy, without an output."""
+        p = self.path
+        return ["verify", p("copy"), "--victim", p("victim"), "--reference", p("zoo"),
+                "--samples", "10"]  # fmt: skip
+
+
+def _instant_demo_and_bench(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """An instant demo (it still says what it does and opens its progress bars) and instant
+    bench cells and tables."""
+    from sleuth import demo
+    from sleuth.bench import plots, runner, tables
+
+    def fake_demo(out_dir, *, force, resume, device, say, progress):
+        say("training victim")
+        with progress("embed"), progress("steal"):
+            pass
+        row = demo.DemoRow("stolen-mse", "mse", "stolen", "stolen", "-", "r", "ok", 1.0, 1.0)
+        return demo.DemoResult(Path(out_dir), [row], root / "keys", {"total": 1.0})
+
+    mp.setattr(demo, "run_demo", fake_demo)
+    mp.setattr(runner, "KINDS", {k: (lambda ctx, cell: {"n": 1}) for k in runner.KINDS})
+    mp.setattr(tables, "render", lambda results, **options: "tables")
+    mp.setattr(plots, "scaling_plot", lambda results, path: None)

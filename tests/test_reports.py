@@ -390,7 +390,9 @@ def test_cli_keys_verify_report_check_show_rerun(case, tmp_path):
     assert res.exit_code == 0 and f"signature checked: signed by {fp}" in " ".join(
         res.stdout.split()
     )
-    res = runner.invoke(app, ["report", "rerun", str(rep_dir), "--quiet", "--json"])
+    res = runner.invoke(
+        app, ["report", "rerun", str(rep_dir), "--quiet", "--json", "--pub", str(pub)]
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["reproduced"] is True
     # a report made later from the saved result checks too
@@ -541,8 +543,9 @@ def test_hostile_statements_are_one_line_for_show_and_rerun(case, tmp_path, edit
     hostile = edit(statement)
     (written.out_dir / "verdict.json").write_text(serialise(seal(hostile, None)))
     runner = CliRunner()
-    shown = runner.invoke(app, ["report", "show", str(written.out_dir)])
-    rerun = runner.invoke(app, ["report", "rerun", "--quiet", str(written.out_dir)])
+    rep_dir = written.out_dir
+    shown = runner.invoke(app, ["report", "show", str(rep_dir)])
+    rerun = runner.invoke(app, ["report", "rerun", "--quiet", "--unsigned-ok", str(rep_dir)])
     assert rerun.exit_code == 2 and len(rerun.output.strip().splitlines()) == 1, rerun.output
     assert shown.exit_code in (0, 2) and "Traceback" not in shown.output  # show reads no inputs
     if shown.exit_code == 2:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.errors import MarkupError, NotRenderableError
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -34,6 +35,10 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# every character str.splitlines breaks at, written as its escape
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 def user_errors(fn: F) -> F:
     """Turn a ``SleuthError`` into one line on stderr and exit code 2."""
 
@@ -41,8 +46,9 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except SleuthError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        except SleuthError as exc:  # one line, whatever a hostile file put in the message
+            line = str(exc).translate(_LINE_BREAKS)
+            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -617,8 +623,10 @@ def steal(
             if k in result.metrics
         },
     }
+    for note in result.notes:  # never silent, even with --json (stdout holds the JSON alone)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if as_json:
-        out.print_json(json.dumps(summary))
+        out.print_json(json.dumps({**summary, "notes": list(result.notes)}))
         return
     _print_summary("sleuth steal", summary)
 
@@ -636,8 +644,8 @@ def _print_verification(result: dict[str, Any]) -> None:
 
     colour = {"stolen": "bold red", "not_stolen": "bold green", "inconclusive": "bold yellow"}
     num = lambda x: "-" if x is None else f"{x:.4g}"  # noqa: E731
-    for report in result["victims"]:
-        table = Table(title=f"{result['suspect']} vs {report['victim']}")
+    for report in result["victims"]:  # names are escaped: a report's strings are not markup
+        table = Table(title=escape(f"{result['suspect']} vs {report['victim']}"))
         for col in (
             "test",
             "score",
@@ -655,13 +663,13 @@ def _print_verification(result: dict[str, Any]) -> None:
                 "reject H0" if t["rejected"] else "keep H0" if t["counted"] else "not counted"
             )
             table.add_row(
-                t["name"],
+                escape(t["name"]),
                 num(t["score"]),
                 num(t["statistic"]),
                 format_p(t["p_value"]) if t["valid"] else "-",
                 format_p(t["p_reference"]),
                 format_p(t["p_adjusted"]) if t["counted"] else "-",
-                num(t["effect"]) if t["valid"] else t["note"],
+                num(t["effect"]) if t["valid"] else escape(t["note"]),
                 "-" if t["power"] is None else f"{t['power']:.2f} ({t['n_for_power_0.8'] or '-'})",
                 decision,
             )
@@ -670,11 +678,11 @@ def _print_verification(result: dict[str, Any]) -> None:
             out.print(
                 f"{'lean ' if look['lean'] else 'full '}round of {look['samples']} samples "
                 f"({look['queries']} queries so far) at alpha "
-                f"{look['alpha']:.2g}: {look['verdict']}",
+                f"{look['alpha']:.2g}: {escape(look['verdict'])}",
                 highlight=False,
             )
         style = colour[report["verdict"]]
-        out.print(f"verdict: [{style}]{report['verdict']}[/] ({report['reason']})")
+        out.print(f"verdict: [{style}]{report['verdict']}[/] ({escape(report['reason'])})")
         out.print(f"queries to the suspect: {report['queries']:,}", highlight=False)
 
 
@@ -751,7 +759,9 @@ def verify(
     report: Annotated[
         Path | None,
         typer.Option(
-            help="Write a report folder: verdict.json (in-toto statement in a DSSE envelope), evidence.h5, report.html, report.pdf (with Chromium)."
+            "--out",
+            "--report",
+            help="Write a report folder: verdict.json (in-toto statement in a DSSE envelope), evidence.h5, report.html, report.pdf (with Chromium); `--out` as in `report make` and every command that writes a folder (--report is its old name, kept for this release).",
         ),
     ] = None,
     sign_key: SignKeyOpt = None,
@@ -765,7 +775,7 @@ def verify(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Overwrite an existing --save file or a non-empty --report folder."
+            "--force", help="Overwrite an existing --save file or a non-empty --out folder."
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
@@ -781,7 +791,7 @@ def verify(
 
     Exit code 0 whenever it ran, whatever the verdict; 2 on bad input.
     """
-    from sleuth.fileio import check_out_dir
+    from sleuth.fileio import check_out_dir, check_out_file
     from sleuth.verify import ChallengeSettings, run_verify
 
     settings = ChallengeSettings(samples=samples, seed=seed)
@@ -789,10 +799,10 @@ def verify(
         raise SleuthError(
             "the black-box challenge is its own command: sleuth challenge --victim DIR --out FILE.h5"
         )
-    if report is not None:  # refuse a bad folder or key before minutes of verification
+    if report is not None:  # refuse a bad folder, file or key before minutes of verification
         check_out_dir(report, force=force)
-    if save is not None and save.exists() and not force:
-        raise SleuthError(f"--save {save} exists: pass --force to overwrite it")
+    if save is not None:
+        check_out_file(save, force=force, option="--save")
     private_key = _signing_key(sign_key) if sign_key is not None else None
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
     result = run_verify(
@@ -850,13 +860,13 @@ def challenge(
 ) -> None:
     """Export a black-box challenge: images to send to a suspect API, and the key to keep; the
     answers come back to `sleuth verify --suspect-reps ANSWERS.h5 --challenge FILE.key.json`."""
+    from sleuth.fileio import check_out_file
     from sleuth.models import load_owner_key
     from sleuth.verify import ChallengeSettings, build_challenge, export_challenge
 
     key_file = out_file.with_name(out_file.stem + ".key.json")
     for path in (out_file, key_file):
-        if path.exists() and not force:
-            raise SleuthError(f"{path} exists: pass --force to overwrite it")
+        check_out_file(path, force=force)
     key = load_owner_key(victim / "owner-key.pt")
     settings = ChallengeSettings(samples=samples, seed=seed)
     built = build_challenge(key, settings)
@@ -922,12 +932,12 @@ def convert(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Convert an encoder between .pt and .safetensors (metadata kept), or wrap a bare state dict."""
+    from sleuth.fileio import check_out_file
     from sleuth.models import load_encoder, save_encoder
 
     if target.suffix not in (".pt", ".safetensors"):
         raise SleuthError(f"target must end in .pt or .safetensors: {target}")
-    if target.exists() and not force:
-        raise SleuthError(f"{target} exists (use --force to overwrite)")
+    check_out_file(target, force=force)
     encoder = load_encoder(source, arch=arch, input_size=input_size)
     save_encoder(encoder, target)
     if as_json:
@@ -1118,6 +1128,10 @@ def bench(
     from sleuth.bench import open_bench, run_bench
 
     folder = out_dir or Path(f"runs/bench-{suite}")
+    if not list_cells:  # under a file or in /proc: refused before anything runs
+        from sleuth.fileio import check_writable
+
+        check_writable(folder)
     groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
     planned = open_bench(suite, folder, data=data, task=task)
     if list_cells:
@@ -1268,7 +1282,8 @@ def report_make(
     check_out_dir(out_dir, force=force)
     evidence = read_evidence(saved)
     key = _signing_key(sign_key) if sign_key is not None else None
-    _write_report(evidence, out_dir, key, pdf, force, as_json)
+    with _malformed(saved, "saved verification"):  # a report writes into a temporary folder
+        _write_report(evidence, out_dir, key, pdf, force, as_json)
 
 
 @report_app.command("check")
@@ -1337,20 +1352,24 @@ def report_show(
     if as_json:
         out.print_json(json.dumps(predicate))
         return
-    with _malformed(report_dir):
+    # rendered whole before anything is printed: a malformed field is one line, not half a table
+    with _malformed(report_dir), out.capture() as shown:
         _print_verification(predicate)
         claimed = predicate["report"]["signer"]
         if signer is not None:
             signed = f"signature checked: signed by {signer}"
         elif claimed:
-            signed = f"claimed signer {claimed}, not checked (give --pub to check it)"
+            signed = f"claimed signer {escape(str(claimed))}, not checked (give --pub to check it)"
         else:
             signed = "unsigned"
+        verdict = escape(str(predicate["verdict"]))
+        created = escape(str(predicate["verification"]["created"]))
         out.print(
-            f"overall: [bold]{predicate['verdict']}[/] at alpha {predicate['alpha']}; verified "
-            f"{predicate['verification']['created']}; {signed}",
+            f"overall: [bold]{verdict}[/] at alpha {float(predicate['alpha']):g}; verified "
+            f"{created}; {signed}",
             highlight=False,
         )
+    typer.echo(shown.get(), nl=False)
 
 
 def _predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
@@ -1365,14 +1384,22 @@ def _predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _malformed(report_dir: Path) -> Any:
-    """Reading a hostile statement: a missing or mistyped field is one line naming it."""
+def _malformed(source: Path, what: str = "statement") -> Any:
+    """Reading a hostile statement (or saved result): a missing or mistyped field is one line
+    naming it."""
     try:
         yield
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise SleuthError(
-            f"{report_dir}: malformed statement ({type(exc).__name__}: {exc})"
-        ) from None
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        NotRenderableError,
+        MarkupError,
+    ) as exc:
+        detail = " ".join(str(exc).split())[:120]
+        raise SleuthError(f"{source}: malformed {what} ({type(exc).__name__}: {detail})") from None
 
 
 @report_app.command("rerun")
@@ -1384,14 +1411,39 @@ def report_rerun(
     ] = 1e-6,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+    pub: Annotated[
+        Path | None,
+        typer.Option(
+            "--pub",
+            help="The signer's Ed25519 public key (PEM): the signature and every file are checked before anything is replayed (exit 1 if not).",
+        ),
+    ] = None,
+    unsigned_ok: Annotated[
+        bool,
+        typer.Option(
+            "--unsigned-ok",
+            help="Replay a statement whose signature is not checked (an unsigned report, or no key at hand).",
+        ),
+    ] = False,
 ) -> None:
     """Re-run the recorded verification and say whether verdict and statistics are reproduced.
 
-    Exit 0 when reproduced, 1 when not.
+    Exit 0 when reproduced, 1 when not (or when --pub does not check).
     """
-    from sleuth.reports import compare, read_statement, rerun_inputs
+    from sleuth.reports import check_report, compare, load_public_key, read_statement, rerun_inputs
     from sleuth.verify import run_verify
 
+    if pub is not None:
+        check = check_report(report_dir, load_public_key(pub))
+        if not check.ok:
+            for problem in check.problems:
+                err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
+            raise typer.Exit(1)
+    elif not unsigned_ok:
+        raise SleuthError(
+            "rerun replays a checked statement only: give --pub KEY (the signer's public key), "
+            "or --unsigned-ok to replay it unchecked"
+        )
     predicate = _predicate(report_dir, read_statement(report_dir))
     victims, inputs = rerun_inputs(predicate)
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))

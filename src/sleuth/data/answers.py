@@ -64,12 +64,18 @@ class AnswerStore:
                 if f.attrs.get("format") != ANSWERS_FORMAT:
                     raise SleuthError(f"{path} is not a sleuth answers file")
                 owner = str(f.attrs.get("victim", ""))
-                answers = np.asarray(read_dataset(f, "answers", str(path)), np.float32)
+                with np.errstate(over="ignore", invalid="ignore"):  # refused below, in one line
+                    answers = np.asarray(read_dataset(f, "answers", str(path)), np.float32)
                 if "keys" in f:
                     raw = read_dataset(f, "keys", str(path))
                     keys = [k.decode() if isinstance(k, bytes) else str(k) for k in raw]
                 else:
                     x = np.asarray(read_dataset(f, "x", str(path)))
+                    if x.ndim != 4 or not (x.dtype == np.uint8 or x.dtype.kind == "f"):
+                        raise SleuthError(
+                            f"{path}: its queries x must be images (N, C, H, W) of uint8 or "
+                            f"floats, got {x.dtype} of shape {x.shape}"
+                        )
                     keys = query_keys(torch.from_numpy(x))
         except (OSError, KeyError, ValueError) as exc:
             raise SleuthError(f"cannot read answers file {path}: {exc}") from None
@@ -77,6 +83,8 @@ class AnswerStore:
             raise SleuthError(f"{path} holds answers of another victim ({owner[:16]}…)")
         if answers.ndim != 2 or len(keys) != len(answers):
             raise SleuthError(f"{path}: {len(keys)} keys but answers of shape {answers.shape}")
+        if not np.isfinite(answers).all():
+            raise SleuthError(f"{path}: answers are NaN, infinite or beyond float32's range")
         store = cls(owner, answers.shape[1])
         store._answers = dict(zip(keys, answers, strict=True))
         return store

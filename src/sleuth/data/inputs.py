@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,14 @@ from sleuth.data.lazy import LazyImages
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
 _STATS_CHUNK = 1024
+MIN_SIZE, MAX_SIZE = 8, 1024  # an encoder's input side in pixels (a file's header is bounded too)
+
+
+def _whole(value: Any) -> Any:
+    """An integer (numpy's too) as int; anything else unchanged, for the check to refuse."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,11 +38,26 @@ class InputSpec:
     std: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", _whole(self.channels))
+        object.__setattr__(self, "size", _whole(self.size))
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in self.mean):
+            raise DataError(f"bad input spec: mean must be numbers, got {self.mean!r}"[:200])
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in self.std):
+            raise DataError(f"bad input spec: std must be numbers, got {self.std!r}"[:200])
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        whole = isinstance(self.channels, int) and isinstance(self.size, int)
+        if not whole:  # 28.7 is not silently 28
+            raise DataError(
+                f"bad input spec: channels and size must be integers, got {self.channels!r} "
+                f"and {self.size!r}"
+            )
         problems = [
             (self.channels not in (1, 3), f"channels must be 1 or 3, got {self.channels}"),
-            (self.size < 8, f"size must be at least 8 pixels, got {self.size}"),
+            (
+                not MIN_SIZE <= self.size <= MAX_SIZE,
+                f"size must be from {MIN_SIZE} to {MAX_SIZE} pixels, got {self.size}",
+            ),
             (
                 len(self.mean) != self.channels or len(self.std) != self.channels,
                 f"mean and std need one value per channel ({self.channels})",
@@ -57,11 +81,16 @@ class InputSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InputSpec:
         """Inverse of ``to_dict``, validating the values (they come from a file)."""
+        if not isinstance(d, Mapping):
+            raise DataError(f"bad input spec: not an object but {type(d).__name__}")
         try:
-            return cls(int(d["channels"]), int(d["size"]), tuple(d["mean"]), tuple(d["std"]))
+            mean, std = d["mean"], d["std"]
+            if not isinstance(mean, list | tuple) or not isinstance(std, list | tuple):
+                raise DataError("bad input spec: mean and std must be lists")
+            return cls(d["channels"], d["size"], tuple(mean), tuple(std))
         except KeyError as exc:
             raise DataError(f"bad input spec: missing {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise DataError(f"bad input spec: {exc}") from None
 
 

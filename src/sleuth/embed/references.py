@@ -20,7 +20,7 @@ from sleuth.embed.config import EmbedConfig
 from sleuth.embed.run import ENCODER_NAME, run_embed
 from sleuth.embed.trainer import Progress
 from sleuth.errors import SleuthError
-from sleuth.fileio import atomic_write_text, sha256_file
+from sleuth.fileio import atomic_write_text, check_out_dir, sha256_file
 from sleuth.models import load_owner_key
 from sleuth.models.zoo import ZOO_FILE, ZOO_FORMAT
 
@@ -89,8 +89,12 @@ def build_zoo(
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SleuthError(f"output path exists and is not a folder: {out}")
+    if out.is_dir() and any(out.iterdir()) and not (out / ZOO_FILE).is_file():
+        raise SleuthError(
+            f"output folder {out} is not empty and holds no zoo ({ZOO_FILE}): a zoo is completed "
+            "in place, any other folder is left alone (choose another --out)"
+        )
+    check_out_dir(out, force=True)  # a file, or nowhere to write: refused before any training
     seeds = zoo_seeds(recipe.seed, n + owners, seed_start)
     members = []
     for i, seed in enumerate(seeds):

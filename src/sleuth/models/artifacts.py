@@ -11,7 +11,7 @@ import json
 import pickle
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ from torch import nn
 from sleuth.data import InputSpec
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
-from sleuth.models.encoder import Encoder, EncoderConfig, encoder_config
+from sleuth.models.encoder import (
+    Encoder,
+    EncoderConfig,
+    brief,
+    check_rep_dim,
+    encoder_config,
+    skeleton,
+)
 from sleuth.models.heads import augmentation_predictor, projection_head
 from sleuth.models.registry import get_architecture
 
@@ -62,10 +69,19 @@ def read_torch_file(path: str | Path) -> Any:
 
 
 def _save_torch(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save through a file object, so the archive's folder is always "archive" (given a
+    path, torch names it after the temporary file): the same model gives the same bytes."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    return atomic_write(path, write)
 
 
-def _check_version(d: Mapping[str, Any], fmt: str, path: Path) -> None:
+def _check_version(d: Any, fmt: str, path: Path) -> None:
+    if not isinstance(d, Mapping):
+        raise SleuthError(f"{path} is not a {fmt} file (its header is a {type(d).__name__})")
     if d.get("format") != fmt:
         raise SleuthError(f"{path} is not a {fmt} file (format={d.get('format')!r})")
     version = d.get("format_version")
@@ -79,6 +95,44 @@ def _tensor_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     ):
         raise SleuthError(f"{path}: {what} must map names to tensors")
     return dict(obj)
+
+
+def _check_state(config: EncoderConfig, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """The file's tensors against the module its header describes, built on the meta device:
+    the same names, shapes and dtypes, or refused before a byte of the module is allocated (so
+    the module is never larger than the tensors the file holds, themselves bounded by
+    ``MAX_NUMBERS``), and weights are never cast silently."""
+    try:
+        expected = skeleton(config).backbone.state_dict()
+    except SleuthError as exc:
+        raise SleuthError(f"{path}: {exc}") from None
+    what = f"a {config.arch} encoder"
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        listed = "; ".join(
+            f"{label} {', '.join(keys[:3])}{'…' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        )
+        raise SleuthError(f"{path}: weights do not fit {what} ({listed})")
+    for name, want in expected.items():
+        got = state[name]
+        if got.shape != want.shape:
+            raise SleuthError(
+                f"{path}: {name} has shape {tuple(got.shape)} but {what} as its header "
+                f"describes needs {tuple(want.shape)}"
+            )
+        if got.untyped_storage().nbytes() < got.numel() * got.element_size():
+            raise SleuthError(  # e.g. an expanded (stride 0) tensor: small file, large module
+                f"{path}: {name} claims more numbers than the file stores for it"
+            )
+        if got.dtype != want.dtype:
+            raise SleuthError(
+                f"{path}: {name} is {str(got.dtype).removeprefix('torch.')}, {what} holds "
+                f"{str(want.dtype).removeprefix('torch.')} (convert the weights first: sleuth "
+                "never casts them silently)"
+            )
 
 
 def _load_state(
@@ -121,8 +175,14 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Any] | None, dict[str, torc
         return None, state
     try:
         header = json.loads(meta["sleuth"])
-    except json.JSONDecodeError:
-        raise SleuthError(f"{path}: its 'sleuth' metadata is not valid JSON") from None
+    except (ValueError, RecursionError) as exc:  # not JSON, a 5,000-digit number, 10,000 deep
+        raise SleuthError(
+            f"{path}: its 'sleuth' metadata is not valid JSON ({type(exc).__name__})"
+        ) from None
+    if not isinstance(header, dict):
+        raise SleuthError(
+            f"{path}: its 'sleuth' metadata is a JSON {type(header).__name__}, not an object"
+        )
     return header, state
 
 
@@ -173,13 +233,18 @@ def load_encoder(path: str | Path, *, arch: str | None = None, input_size: int =
         _check_version(header, ENCODER_FORMAT, path)
         try:
             config = EncoderConfig.from_dict(header)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SleuthError(f"{path}: invalid encoder metadata ({exc!r})") from None
+        except SleuthError as exc:
+            raise SleuthError(f"{path}: invalid encoder metadata: {exc}") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise SleuthError(
+                f"{path}: invalid encoder metadata ({type(exc).__name__}: {brief(str(exc), 80)})"
+            ) from None
     elif arch is None:
         raise SleuthError(f"{path} is a bare state dict: say which architecture with --arch")
     else:
         state = _bare_state(state)
         config = _bare_config(state, arch, input_size, path)
+    _check_state(config, state, path)
     encoder = Encoder(config)
     _load_state(encoder.backbone, state, path, f"a {config.arch} encoder")
     return encoder.eval()
@@ -201,20 +266,38 @@ class OwnerKey:
     config: dict[str, Any] = field(default_factory=dict)
 
     def projection_head(self) -> nn.Sequential:
-        head = projection_head(
-            self.rep_dim, int(self.projection["hidden_dim"]), int(self.projection["out_dim"])
-        )
-        head.load_state_dict(self.projection["state_dict"])
-        return head.eval()
+        p = self.projection
+        dims = (self.rep_dim, p["hidden_dim"], p["out_dim"])
+        return _head(projection_head, dims, p["state_dict"], "the projection head")
 
     def augmentation_predictor(self) -> nn.Sequential:
         if self.predictor is None:
             raise SleuthError("this owner key has no watermark (trained with --no-watermark)")
-        pred = augmentation_predictor(
-            self.rep_dim, int(self.predictor["hidden_dim"]), int(self.predictor["n_classes"])
-        )
-        pred.load_state_dict(self.predictor["state_dict"])
-        return pred.eval()
+        p = self.predictor
+        dims = (self.rep_dim, p["hidden_dim"], p["n_classes"])
+        return _head(augmentation_predictor, dims, p["state_dict"], "the augmentation predictor")
+
+
+def _head(
+    build: Callable[..., nn.Sequential], dims: tuple[Any, ...], state: Any, what: str
+) -> nn.Sequential:
+    """A head of an owner key: integer sizes, and weights that fit the module built on the meta
+    device, before it is allocated (a key's sizes never decide an allocation on their own)."""
+    sizes = tuple(check_rep_dim(d, f"{what}'s size") for d in dims)
+    with torch.device("meta"):
+        expected = build(*sizes).state_dict()
+    fits = isinstance(state, Mapping) and set(state) == set(expected)
+    fits = fits and all(
+        isinstance(state[k], torch.Tensor)
+        and state[k].shape == v.shape
+        and state[k].dtype == v.dtype
+        for k, v in expected.items()
+    )
+    if not fits:
+        raise SleuthError(f"the weights of {what} do not fit its sizes {sizes}")
+    head = build(*sizes)
+    head.load_state_dict(state)
+    return head.eval()
 
 
 def save_owner_key(key: OwnerKey, path: str | Path) -> Path:
@@ -253,6 +336,10 @@ def load_owner_key(path: str | Path) -> OwnerKey:
         key.projection_head()
         if key.predictor is not None:
             key.augmentation_predictor()
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise SleuthError(f"{path}: invalid owner key ({type(exc).__name__}: {exc})") from None
+    except SleuthError as exc:
+        raise SleuthError(f"{path}: invalid owner key: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise SleuthError(
+            f"{path}: invalid owner key ({type(exc).__name__}: {brief(str(exc), 120)})"
+        ) from None
     return key

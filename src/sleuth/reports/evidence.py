@@ -110,6 +110,9 @@ def read_evidence(path: str | Path) -> Evidence:
             if version > EVIDENCE_VERSION:
                 raise SleuthError(f"{path}: evidence format {version} is newer than this sleuth")
             result = json.loads(f.attrs["result"])
+            problem = result_problem(result)
+            if problem:
+                raise SleuthError(f"{path}: its result is not a verification ({problem})")
             where = str(path)
             arrays = {}
             for i, victim in enumerate(result["victims"]):
@@ -118,6 +121,43 @@ def read_evidence(path: str | Path) -> Evidence:
                     arrays[(i, test["name"])] = {
                         name: read_dataset(group, name, where) for name in datasets(group, where)
                     }
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RecursionError) as exc:
         raise SleuthError(f"cannot read evidence from {path}: {exc}") from None
     return Evidence(result, arrays)
+
+
+# what a report reads of a verification's result, by type: a saved result is hostile input
+_RESULT_FIELDS = {
+    "verdict": str,
+    "suspect": str,
+    "alpha": (int, float),
+    "victims": list,
+    "tests": list,
+    "references": list,
+    "settings": dict,
+    "inputs": dict,
+    "created": str,
+    "environment": dict,
+}
+_VICTIM_FIELDS = {"victim": str, "verdict": str, "reason": str, "tests": list}
+_TEST_FIELDS = {"name": str, "family": str, "alternative": str, "compared": str}
+
+
+def _wrong_fields(d: Any, fields: dict[str, Any], where: str) -> str | None:
+    if not isinstance(d, dict):
+        return f"{where} is a {type(d).__name__}, not an object"
+    for key, kind in fields.items():
+        if not isinstance(d.get(key), kind):
+            return f"{where}.{key} is missing or not a {getattr(kind, '__name__', 'number')}"
+    return None
+
+
+def result_problem(result: Any) -> str | None:
+    """What keeps ``result`` (a verification's dict form, read from a file) from being written
+    as a report, or None: the fields the evidence file, page and statement read, by type."""
+    problem = _wrong_fields(result, _RESULT_FIELDS, "result")
+    for i, victim in enumerate([] if problem else result["victims"]):
+        problem = problem or _wrong_fields(victim, _VICTIM_FIELDS, f"victims[{i}]")
+        for j, test in enumerate([] if problem else victim["tests"]):
+            problem = problem or _wrong_fields(test, _TEST_FIELDS, f"victims[{i}].tests[{j}]")
+    return problem

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from sleuth.errors import SleuthError
-from sleuth.fileio import atomic_write
+from sleuth.fileio import atomic_write, check_out_file
 
 PRIVATE_NAME = "sleuth-signing.key"
 PUBLIC_NAME = "sleuth-signing.pub"
@@ -35,8 +35,12 @@ def generate_keypair(
     """
     out_dir = Path(out_dir)
     private_path, public_path = out_dir / PRIVATE_NAME, out_dir / PUBLIC_NAME
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SleuthError(f"output path exists and is not a folder: {out_dir}")
     if not force and (private_path.exists() or public_path.exists()):
         raise SleuthError(f"{out_dir} already holds a sleuth key (use --force to replace it)")
+    for path in (private_path, public_path):
+        check_out_file(path, force=True)  # a folder in the way, or nowhere to write: refused now
     if passphrase is not None and not passphrase:
         raise SleuthError("the passphrase is empty")
     key = Ed25519PrivateKey.generate()

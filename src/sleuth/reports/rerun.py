@@ -114,7 +114,7 @@ def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
         raise SleuthError("the statement's inputs name no victims")
     unknown = sorted(set(inputs) - set(INPUT_TYPES) - {"victims"})
     if unknown:
-        raise SleuthError(f"the statement's inputs hold unknown fields: {', '.join(unknown)}")
+        raise SleuthError(f"the statement's inputs hold unknown fields: {unknown!r}"[:300])
     kwargs: dict[str, Any] = {}
     for name, types in INPUT_TYPES.items():
         value = inputs.get(name)
@@ -127,5 +127,6 @@ def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
     try:
         kwargs["settings"] = ChallengeSettings(**kwargs["settings"])
     except (TypeError, ValueError, SleuthError) as exc:
-        raise SleuthError(f"the statement's challenge settings are not valid ({exc})") from None
+        detail = " ".join(str(exc).split())[:200]  # a key may hold a line break
+        raise SleuthError(f"the statement's challenge settings are not valid ({detail})") from None
     return victims, kwargs

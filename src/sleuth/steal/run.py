@@ -15,7 +15,7 @@ from sleuth.data import ImageSet, fingerprint, input_spec_for, load_images, to_f
 from sleuth.data.answers import AnswerStore
 from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
-from sleuth.fileio import check_out_dir
+from sleuth.fileio import check_out_dir, check_out_file
 from sleuth.manifest import write_manifest
 from sleuth.models import DEFAULT_ARCH, Encoder, encoder_config, load_owner_key, save_encoder
 from sleuth.models.probe import linear_probe
@@ -39,6 +39,7 @@ class StealResult:
     cache_hits: int
     metrics: dict[str, Any]
     timings: dict[str, float]
+    notes: tuple[str, ...] = ()  # what the user should know: e.g. a budget the data cannot fill
 
 
 def _surrogate(cfg: StealConfig, victim: str):
@@ -68,6 +69,19 @@ def attacker_images(cfg: StealConfig, victim: str) -> tuple[ImageSet, ImageSet]:
     query order): what the attacker holds, and what it spends its budget on."""
     data = _surrogate(cfg, victim)
     return data, data.subset(_query_order(cfg, data)[: images_needed(cfg)])
+
+
+def budget_note(cfg: StealConfig, data: ImageSet) -> str | None:
+    """What the attack spends when ``--queries`` needs more distinct images than the attacker
+    holds (each is asked once: the attack spends less than the budget), else None."""
+    needed = images_needed(cfg)
+    if needed <= len(data):
+        return None
+    where = f"{cfg.data} ({cfg.part}{', public split' if cfg.public_split else ''})"
+    return (
+        f"--queries {cfg.queries:,} needs {needed:,} distinct images but {where} holds "
+        f"{len(data):,}: the attack asks about those {len(data):,} only"
+    )
 
 
 def unqueried_images(cfg: StealConfig, victim: str) -> ImageSet:
@@ -112,6 +126,9 @@ def run_steal(
         raise SleuthError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
     loss = get_loss(cfg.loss, cfg.temperature)
     parsed = [parse_defence(d) if isinstance(d, str) else d for d in defences]
+    out_dir = check_out_dir(out_dir, force=force)  # before the victim is opened or asked
+    if cache is not None:
+        check_out_file(cache, force=True)  # read and rewritten; a folder or nowhere: refused
     opened = open_victim(
         victim,
         defences=parsed,
@@ -145,7 +162,6 @@ def run_steal(
         if rep_dim is None:
             raise SleuthError("--method access-head on a remote victim needs --rep-dim")
     arch = cfg.arch or (opened.encoder.config.arch if opened.encoder else DEFAULT_ARCH)
-    out_dir = check_out_dir(out_dir, force=force)
 
     dev = resolve_device(device)
     torch.manual_seed(attacker_init_seed(cfg.seed))
@@ -203,4 +219,13 @@ def run_steal(
             "device": str(dev),
         },
     )
-    return StealResult(out_dir, meter.used, meter.sent, meter.cache_hits, metrics, timings)
+    note = budget_note(cfg, data)
+    return StealResult(
+        out_dir,
+        meter.used,
+        meter.sent,
+        meter.cache_hits,
+        metrics,
+        timings,
+        notes=(note,) if note else (),
+    )
