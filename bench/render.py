@@ -366,6 +366,71 @@ def verify_floor() -> list[str]:
     return out
 
 
+def peers() -> list[str]:
+    """sleuth's trainer beside lightly's (``sleuth bench --suite peers``)."""
+    r = load("peers")
+    if not r:
+        return ["*(not run yet: `sleuth bench --suite peers --json`)*"]
+    s = r["settings"]
+    runs = "; ".join(
+        f"{run['arch']}: {'all' if run['images'] is None else format(run['images'], ',')} "
+        f"private images, {run['epochs']} epoch{'s' if run['epochs'] > 1 else ''}"
+        for run in s["runs"]
+    )
+    out = [
+        f"Machine: {machine_line(r['machine'])}; lightly {r['versions']['lightly']}. "
+        f"Command: `{r['command'].split(' --out ')[0]} --json` (`pip install -e '.[peers]'` "
+        "first). The quick setting: `sleuth bench --suite peers-quick --data demo --out DIR "
+        "--json`.",
+        "",
+        "One run beside other work on the same cores, whose load came and went: the three "
+        "trainers of a network ran in lockstep (in processes of their own, one training step "
+        "each in turn, each timed over its own steps), so they met the same load. Compare the "
+        f"ratios, not the absolute rates. Equal work: {runs}; batch "
+        f"{s['batch_size']}, {s['views']} views per image at the data's size, {s['optimiser']}, "
+        f"temperature {s['temperature']:g}, {s['threads']} torch threads, seed "
+        f"{r['seeds']['train']}, the same network (sleuth's backbone and a Linear-ReLU-Linear "
+        "head, from the same initial weights). `lightly` is SimCLR as lightly's documentation "
+        "writes it (`SimCLRTransform` in a `DataLoader` of PIL images, one forward pass per "
+        f"view, `NTXentLoss`), its transform set to sleuth's augmentation parameters, "
+        f"{s['lightly_workers']} loader workers (its augmentation in the training process, as "
+        "sleuth's: on 2 cores the training threads fill both, and workers would prefetch "
+        "during the other trainers' turns, work their clock would not see). Images/s over the "
+        "trainer's own steps; peak RSS of its process at the end of training; linear probe "
+        f"(`sleuth.models.probe`, the same for all) on `{r['task']}`.",
+        "",
+        "| network | trainer | images/s | ratio to lightly | peak RSS MB | probe acc. % | final loss |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for t in r["trainers"]:
+        probe = "–" if t["probe_acc"] is None else pct(t["probe_acc"])
+        loss = "–" if t["final_loss"] is None else f"{t['final_loss']:.3f}"
+        out.append(
+            f"| {t['arch']} | {t['name']} | {t['images_per_s']:,.0f} | {t['ratio']:.2f}× | "
+            f"{t['peak_rss_mb']:,.0f} | {probe} | {loss} |"
+        )
+    num = lambda x, f: "–" if x is None else format(x, f)  # noqa: E731
+    out += [
+        "",
+        "Ratios (images/s over all steps; in brackets, from each trainer's median step):",
+        "",
+        "| network | sleuth / lightly images/s | watermark time ratio | probe gap sleuth − "
+        "lightly (pt) | peak RSS sleuth / lightly | goal ≥ 1.0×, not 0.5 pt less accurate | "
+        "goal watermark ≤ 1.05× |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for arch, q in r["ratios"].items():
+        out.append(
+            f"| {arch} | {q['sleuth_over_lightly']:.2f}× "
+            f"({num(q.get('median_sleuth_over_lightly'), '.2f')}×) | "
+            f"{q['watermark_time_ratio']:.3f}× ({num(q.get('median_watermark_time_ratio'), '.3f')}×) | "
+            f"{num(q['probe_gap_pt'], '+.1f')} | {q['rss_sleuth_over_lightly']:.2f}× | "
+            f"{'met' if q['goal_speed_met'] else 'not met'} | "
+            f"{'met' if q['goal_watermark_met'] else 'not met'} |"
+        )
+    return out
+
+
 def speeds() -> str:
     """How fast the same victim recipe trained in each section's run."""
     parts = []
@@ -422,6 +487,10 @@ def main() -> None:
         "## Verification against its floor (issue 18)",
         "",
         *verify_floor(),
+        "",
+        "## Peers: sleuth's trainer beside lightly's (issue 18)",
+        "",
+        *peers(),
         "",
         "## The papers' tables at CPU scale: `sleuth bench --suite full` (issue 6)",
         "",

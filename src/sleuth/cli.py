@@ -1081,7 +1081,7 @@ def bench(
     suite: Annotated[
         str,
         typer.Option(
-            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours)."
+            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers or peers-quick: sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]')."
         ),
     ] = "quick",
     data: Annotated[
@@ -1126,12 +1126,20 @@ def bench(
     Finished cells are reused: an interrupted bench resumes where it stopped.
     """
     from sleuth.bench import open_bench, run_bench
+    from sleuth.bench.peers import PEER_SUITES
 
     folder = out_dir or Path(f"runs/bench-{suite}")
     if not list_cells:  # under a file or in /proc: refused before anything runs
         from sleuth.fileio import check_writable
 
         check_writable(folder)
+    if suite in PEER_SUITES:
+        if only is not None or list_cells:
+            raise SleuthError(
+                f"--only and --list are options of the papers' suites, not of {suite}"
+            )
+        _bench_peers(suite, folder, data, task, device, quiet or as_json, as_json)
+        return
     groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
     planned = open_bench(suite, folder, data=data, task=task)
     if list_cells:
@@ -1168,6 +1176,38 @@ def bench(
     by_group = ", ".join(f"{g} {n}" for g, n in result.counts.items())
     shown = {**summary, "seconds": f"{result.seconds / 60:.1f} min", "cells_by_group": by_group}
     _print_summary("sleuth bench", {**shown, "left_out": "; ".join(result.notes) or None})
+
+
+def _bench_peers(
+    suite: str,
+    folder: Path,
+    data: str | None,
+    task: str | None,
+    device: str,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """``bench --suite peers*``: sleuth's trainer beside lightly's (sleuth.bench.peers)."""
+    from sleuth.bench.peers import run_peers
+
+    with BenchProgress(enabled=not quiet) as progress:
+        result = run_peers(suite, folder, data=data, task=task, device=device, progress=progress)
+    if as_json:
+        out.print_json(json.dumps(result.results))
+        return
+    table = Table("network", "trainer", "images/s", "ratio", "peak RSS MB", "probe acc.")
+    for t in result.results["trainers"]:
+        probe = "-" if t["probe_acc"] is None else f"{t['probe_acc']:.4f}"
+        table.add_row(
+            t["arch"],
+            t["name"],
+            f"{t['images_per_s']:.0f}",
+            f"{t['ratio']:.2f}×",
+            f"{t['peak_rss_mb']:.0f}",
+            probe,
+        )
+    out.print(table)
+    out.print(f"results: {result.path}", highlight=False)
 
 
 PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"

@@ -52,6 +52,8 @@ NOT_CELL_CODE = (
     "bench/tables.py",
     "bench/plots.py",
     "bench/papers.py",
+    "bench/peers.py",  # the peers benchmark is no cell's code (issue 18)
+    "bench/peer_trainers.py",
 )
 
 

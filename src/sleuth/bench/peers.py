@@ -1,0 +1,357 @@
+"""``sleuth bench --suite peers``: sleuth's SimCLR trainer beside lightly's (issue 18).
+
+For each network of a suite, three trainers run on the same images with the same seed, batch
+size, epochs, optimiser, views and threads (``sleuth.bench.peer_trainers`` says how the work is
+made equal): ``sleuth embed``'s trainer without the watermark (``sleuth``) and with it
+(``sleuth+wm``), and the same SimCLR written the way lightly's documentation writes it
+(``lightly``). Each trainer runs in a process of its own, so that its peak resident memory is
+its own; it reports images/s over its training steps, that peak, and the linear-probe accuracy
+of its encoder.
+
+The cores may be shared with other work whose load comes and goes by the minute, so trainers
+run one after another would each meet another load. Here the three processes of a network run
+in lockstep instead: this process grants them turns of one training step each, in a round
+(A B C, then C B A, ...), and each is timed over its own turns only. Only one trains at any
+moment, and over a run every trainer meets the same load: their ratios are measured side by side.
+
+lightly is a benchmark-only dependency: ``pip install -e '.[peers]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from sleuth.errors import SleuthError
+from sleuth.fileio import atomic_write_text
+
+FORMAT = "sleuth-peers"
+MARKER = "peers-bench.json"
+RESULTS_FILE = "results.json"
+TRAINERS_FILE = Path(__file__).with_name("peer_trainers.py")
+TRAINER_NAMES = ("sleuth", "sleuth+wm", "lightly")
+UNWATERMARKED, WATERMARKED, PEER = TRAINER_NAMES
+EXTRA = "pip install -e '.[peers]'"
+PUBLIC_FRACTION = 0.5  # sleuth embed's default; the trainers take the other, private, part
+Progress = Callable[[dict[str, Any]], None]
+# a trainer's process loads peer_trainers.py by path, not through the sleuth.bench package
+_WORKER = (
+    "import importlib.util, sys; "
+    "spec = importlib.util.spec_from_file_location('sleuth.bench.peer_trainers', sys.argv[1]); "
+    "mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod; "
+    "spec.loader.exec_module(mod); mod.worker_main(*sys.argv[2:])"
+)
+
+
+@dataclass(frozen=True)
+class PeerRun:
+    """One network of a suite: how many of the private images it trains on, for how long."""
+
+    arch: str
+    images: int | None  # None: the whole private part
+    epochs: int
+    probe_images: int | None = None  # probe training images (None: the task's whole train part)
+
+
+@dataclass(frozen=True)
+class PeerSuite:
+    """The networks compared and the recipe every trainer shares."""
+
+    description: str
+    runs: tuple[PeerRun, ...]
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    temperature: float = 0.5
+    proj_dim: int = 64
+    seed: int = 0
+    # lightly's DataLoader workers: 0, the augmentation in the training process as sleuth's;
+    # workers would prefetch during the other trainers' turns, work the clock would not see
+    workers: int = 0
+    threads: int | None = None  # torch threads of every trainer; None: the machine's cores
+
+
+PEER_SUITES: dict[str, PeerSuite] = {
+    "peers-quick": PeerSuite(
+        "smallresnet, 2,048 of the demo recipe's private images, 1 epoch (minutes)",
+        runs=(PeerRun("smallresnet", 2048, 1, probe_images=1000),),
+    ),
+    "peers": PeerSuite(
+        "smallresnet on the demo recipe's 4,000 private images for 3 epochs, resnet18 on 768 "
+        "of them for 2 (20-30 minutes on 2 shared cores)",
+        runs=(
+            PeerRun("smallresnet", None, 3, probe_images=4000),
+            PeerRun("resnet18", 768, 2, probe_images=2000),
+        ),
+    ),
+}
+
+
+def get_peer_suite(name: str) -> PeerSuite:
+    try:
+        return PEER_SUITES[name]
+    except KeyError:
+        raise SleuthError(
+            f"unknown peers suite {name!r} (known: {', '.join(PEER_SUITES)})"
+        ) from None
+
+
+def require_lightly() -> str:
+    """lightly's version, or a one-line refusal naming the extra that installs it."""
+    if importlib.util.find_spec("lightly") is None:
+        raise SleuthError(f"the peers benchmark needs lightly, an optional extra: {EXTRA}")
+    return version("lightly")
+
+
+@dataclass(frozen=True)
+class PeersResult:
+    """The results (the JSON written to ``path``) and where they are."""
+
+    results: dict[str, Any]
+    path: Path
+
+
+def _prepare(out: Path, identity: dict[str, Any]) -> None:
+    """A folder serves one peers bench: refuse one that holds anything else."""
+    if out.exists() and not out.is_dir():
+        raise SleuthError(f"--out exists and is not a folder: {out}")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise SleuthError(f"{out} is not empty and holds no peers bench: give another --out")
+    (out / "trainers").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / MARKER, json.dumps(identity, indent=1) + "\n")
+
+
+def _spawn(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Start one trainer's process with a pipe each way for its turns."""
+    name = f"{spec['arch']}-{spec['trainer']}"
+    paths = {k: folder / f"{name}{ext}" for k, ext in (("spec", ".spec.json"), ("result", ".json"))}
+    paths["log"] = folder / f"{name}.log"
+    paths["spec"].write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    paths["result"].unlink(missing_ok=True)
+    from_parent, to_child = os.pipe()  # parent writes "go"
+    from_child, to_parent = os.pipe()  # child writes "ready" / "done"
+    with paths["log"].open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WORKER,
+                str(TRAINERS_FILE),
+                str(paths["spec"]),
+                str(paths["result"]),
+                str(from_parent),
+                str(to_parent),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(from_parent, to_parent),
+        )
+    os.close(from_parent)
+    os.close(to_parent)
+    return {"name": name, "proc": proc, "go": to_child, "said": from_child, **paths}
+
+
+def _hear(worker: dict[str, Any]) -> bytes:
+    """What a trainer says next (blocks while it trains); its death is a refusal naming its log."""
+    said = os.read(worker["said"], 1)
+    if said not in (b"r", b"d"):
+        rc = worker["proc"].wait()
+        raise SleuthError(f"trainer {worker['name']} failed (exit {rc}): see {worker['log']}")
+    return said
+
+
+def run_lockstep(
+    specs: list[dict[str, Any]], folder: Path, on_round: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
+    """Run one network's trainers in lockstep (a turn of one step each, in a round, in order
+    and then in reverse, until all are done), then let each measure its memory and probe alone;
+    their results, in order."""
+    workers = [_spawn(spec, folder) for spec in specs]
+    try:
+        for w in workers:  # each loads its imports and data, then says ready
+            _hear(w)
+        training, rounds = list(workers), 0
+        while training:  # the order turns every round: a load that grows or fades evens out
+            for w in training[:: 1 if rounds % 2 == 0 else -1]:
+                os.write(w["go"], b"g")
+                if _hear(w) == b"d":
+                    training.remove(w)
+            rounds += 1
+            if on_round:
+                on_round(rounds)
+        results = []
+        for w in workers:
+            os.write(w["go"], b"g")
+            rc = w["proc"].wait()
+            if rc != 0 or not w["result"].exists():
+                raise SleuthError(f"trainer {w['name']} failed (exit {rc}): see {w['log']}")
+            results.append(json.loads(w["result"].read_text(encoding="utf-8")))
+        return results
+    finally:
+        for w in workers:
+            if w["proc"].poll() is None:
+                w["proc"].kill()
+                w["proc"].wait()
+            for fd in (w["go"], w["said"]):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def summarise(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each trainer's row with ``ratio``, its images/s over lightly's on the same network; per
+    network, the ratios the issue's goals are stated in."""
+    trainers = [
+        {"name": r["trainer"], **{k: v for k, v in r.items() if k != "trainer"}} for r in rows
+    ]
+    by = {(t["arch"], t["name"]): t for t in trainers}
+    ratios: dict[str, Any] = {}
+    for arch in dict.fromkeys(t["arch"] for t in trainers):
+        peer = by.get((arch, PEER))
+        for t in trainers:
+            if t["arch"] == arch:
+                t["ratio"] = None if peer is None else t["images_per_s"] / peer["images_per_s"]
+        plain, wm = by.get((arch, UNWATERMARKED)), by.get((arch, WATERMARKED))
+        if peer is None or plain is None or wm is None:
+            continue
+        gap = None
+        if plain["probe_acc"] is not None and peer["probe_acc"] is not None:
+            gap = 100 * (plain["probe_acc"] - peer["probe_acc"])
+        speed = plain["ratio"]
+        wm_time = plain["images_per_s"] / wm["images_per_s"]  # time per image, with over without
+        median = "median_step_images_per_s"
+        ratios[arch] = {
+            "sleuth_over_lightly": speed,
+            "sleuth_wm_over_lightly": wm["ratio"],
+            "watermark_time_ratio": wm_time,
+            # the same ratios from each trainer's median step
+            "median_sleuth_over_lightly": _ratio(plain.get(median), peer.get(median)),
+            "median_watermark_time_ratio": _ratio(plain.get(median), wm.get(median)),
+            "probe_gap_pt": gap,
+            "probe_within_half_pt": gap is not None and abs(gap) <= 0.5,
+            "rss_sleuth_over_lightly": plain["peak_rss_mb"] / peer["peak_rss_mb"],
+            # no slower than lightly, and not less accurate by more than half a point
+            "goal_speed_met": speed >= 1.0 and gap is not None and gap >= -0.5,
+            "goal_watermark_met": wm_time <= 1.05,
+        }
+    return trainers, ratios
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
+
+
+def command(suite: str, data: str, task: str, out: Path, device: str) -> str:
+    task_opt = "" if task == data else f" --task {task}"
+    dev = "" if device == "auto" else f" --device {device}"
+    return f"sleuth bench --suite {suite} --data {data}{task_opt}{dev} --out {out}"
+
+
+def run_peers(
+    suite_name: str,
+    out_dir: str | Path,
+    *,
+    data: str | None = None,
+    task: str | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    run_network: Callable[..., list[dict[str, Any]]] | None = None,
+) -> PeersResult:
+    """Run a peers suite, write ``results.json`` into ``out_dir`` and return it. Each network's
+    trainers run through ``run_network`` (default: ``run_lockstep``)."""
+    from sleuth.bench.runner import machine
+    from sleuth.data import load_images
+    from sleuth.device import resolve_device
+    from sleuth.manifest import environment
+
+    suite = get_peer_suite(suite_name)
+    lightly_version = require_lightly()
+    data = data or "demo"
+    task = task or data
+    n_train = len(load_images(data, "train"))  # a bad spec is refused before --out is made
+    n_private = n_train - round(n_train * PUBLIC_FRACTION)
+    out = Path(out_dir)
+    dev = str(resolve_device(device))
+    threads = suite.threads or os.cpu_count() or 1
+    start = time.perf_counter()
+    _prepare(out, {"format": FORMAT, "suite": suite_name, "data": data, "task": task})
+    emit = progress or (lambda ev: None)
+    run_network = run_network or run_lockstep
+    emit({"event": "plan", "total": len(suite.runs)})
+    rows: list[dict[str, Any]] = []
+    for i, run in enumerate(suite.runs, 1):
+        images = n_private if run.images is None else min(run.images, n_private)
+        steps = run.epochs * (images // suite.batch_size)
+        if steps == 0:
+            raise SleuthError(f"{images} images are fewer than one batch of {suite.batch_size}")
+        emit({"event": "start", "index": i, "key": f"{run.arch}: {', '.join(TRAINER_NAMES)}"})
+        t0 = time.perf_counter()
+        specs = [
+            {
+                "trainer": name,
+                "arch": run.arch,
+                "data": data,
+                "task": task,
+                "images": run.images,
+                "epochs": run.epochs,
+                "batch_size": suite.batch_size,
+                "lr": suite.lr,
+                "weight_decay": suite.weight_decay,
+                "temperature": suite.temperature,
+                "proj_dim": suite.proj_dim,
+                "seed": suite.seed,
+                "threads": threads,
+                "workers": suite.workers,
+                "probe": True,
+                "probe_images": run.probe_images,
+                "device": dev,
+            }
+            for name in TRAINER_NAMES
+        ]
+        rows += run_network(
+            specs,
+            out / "trainers",
+            lambda done, i=i, total=steps + 1: emit(  # the last round only says "done"
+                {"event": "step", "index": i, "stage": "rounds", "done": done, "total": total}
+            ),
+        )
+        emit({"event": "done", "index": i, "key": run.arch, "seconds": time.perf_counter() - t0})
+    trainers, ratios = summarise(rows)
+    results = {
+        "format": FORMAT,
+        "suite": suite_name,
+        "data": data,
+        "task": task,
+        "command": command(suite_name, data, task, out, device),
+        "argv": sys.argv,
+        "machine": machine(device),
+        "versions": {**environment(), "lightly": lightly_version},
+        "seeds": {"train": suite.seed, "split": suite.seed, "loader": suite.seed},
+        "settings": {
+            "runs": [vars(run) for run in suite.runs],
+            "batch_size": suite.batch_size,
+            "views": 2,
+            "optimiser": f"Adam lr {suite.lr:g} weight decay {suite.weight_decay:g}, cosine",
+            "temperature": suite.temperature,
+            "proj_dim": suite.proj_dim,
+            "threads": threads,
+            "lightly_workers": suite.workers,
+            "schedule": "lockstep: one step per trainer in turn",
+            "device": dev,
+        },
+        "trainers": trainers,
+        "ratios": ratios,
+        "seconds": time.perf_counter() - start,
+    }
+    path = out / RESULTS_FILE
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    return PeersResult(results, path)
