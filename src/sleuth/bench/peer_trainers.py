@@ -12,16 +12,16 @@ pass per view, ``NTXentLoss``. For equal work and an identical network both get:
 - the same augmentation parameters: lightly's transform set to sleuth's recipe (crop scale
   0.2-1, flip 0.5, jitter 0.8 at strength 0.5 = brightness/contrast/saturation 0.4, hue 0.1,
   greyscale 0.2, no blur, as SimCLR's CIFAR recipe) at the data's own size, two views per image;
-  each library keeps its own implementation of it (lightly's per-image PIL transforms in loader
-  workers, sleuth's batched tensor operations), since that is part of what is compared;
+  each library keeps its own implementation of it (lightly's per-image PIL transforms in its
+  DataLoader, sleuth's batched tensor operations), since that is part of what is compared;
 - the same images, seed, batch size, epochs, temperature and optimiser (Adam, cosine schedule
   over all steps), and the same torch threads.
 
 The trainers of one network run side by side in lockstep: each in its own process, they take
 turns of one training step each (``Turns``), granted in a round by the orchestrating process, so
 that only one trains at a time, each is timed over its own turns only, and a load from other
-work that comes and goes falls on all of them alike. Timing starts at a trainer's first turn,
-which also builds its model (both trainers do that inside the turn).
+work that comes and goes falls on all of them alike. A trainer's first turn also builds its model
+(both do that inside the turn); its rate is taken over the steps after that first one.
 
 The orchestrating process (``sleuth.bench.peers``) loads this file by path rather than as
 ``sleuth.bench.peer_trainers``: importing the ``sleuth.bench`` package imports every part of
@@ -279,13 +279,17 @@ def run_trainer(spec: TrainSpec, turns: Turns | None = None) -> dict[str, Any]:
     trained = TRAINERS[spec.trainer](spec, private, input_spec, turns)
     turns.end()
     images = spec.epochs * (len(private) // spec.batch_size) * spec.batch_size
+    # the rate of the steps after the first: the first also builds the model and meets every
+    # kernel for the first time, a one-off cost that a short benchmark would inflate
+    timed = turns.step_s[1:] or turns.step_s
     result = {
         "trainer": spec.trainer,
         "arch": spec.arch,
         "images": images,
         "steps": len(turns.step_s),
         "train_s": sum(turns.step_s),
-        "images_per_s": images / max(sum(turns.step_s), 1e-9),
+        "first_step_s": turns.step_s[0],
+        "images_per_s": spec.batch_size * len(timed) / max(sum(timed), 1e-9),
         # the median step: a rate that a few steps slowed by a passing load do not move
         "median_step_images_per_s": spec.batch_size / max(statistics.median(turns.step_s), 1e-9),
         "step_s": [round(t, 4) for t in turns.step_s],

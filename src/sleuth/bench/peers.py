@@ -87,10 +87,10 @@ PEER_SUITES: dict[str, PeerSuite] = {
         runs=(PeerRun("smallresnet", 2048, 1, probe_images=1000),),
     ),
     "peers": PeerSuite(
-        "smallresnet on the demo recipe's 4,000 private images for 3 epochs, resnet18 on 768 "
+        "smallresnet on the demo recipe's 4,000 private images for 10 epochs, resnet18 on 768 "
         "of them for 2 (20-30 minutes on 2 shared cores)",
         runs=(
-            PeerRun("smallresnet", None, 3, probe_images=4000),
+            PeerRun("smallresnet", None, 10, probe_images=4000),
             PeerRun("resnet18", 768, 2, probe_images=2000),
         ),
     ),
