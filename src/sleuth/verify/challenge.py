@@ -74,15 +74,19 @@ class Challenge:
         rotated views, dataset-inference views and noise points that belong to them: prefixes are
         nested, so a larger one re-asks every image of a smaller one. Noise points shrink in
         proportion and are dropped below the noise test's minimum (they would only cost queries).
-        ``lean`` keeps the private and public images only (two queries a sample: the distance,
-        similarity and mixture tests), which is where a small query budget buys most evidence.
+        ``lean`` keeps the private images only (one query a sample: the distance and similarity
+        tests, whose fitted maps are cross-fitted on the private images themselves), which is
+        where a small query budget buys most evidence.
         """
         n_full = len(self.roles["private"])
         n = min(samples, n_full)
         if n < 1:
             raise SleuthError(f"a challenge prefix needs at least one sample, got {samples}")
         none = np.zeros(0, np.int64)
-        roles = {k: self.roles[k][:n] for k in ("private", "public")}
+        roles = {
+            "private": self.roles["private"][:n],
+            "public": none if lean else self.roles["public"][:n],
+        }
         labels = self.wm_labels[:0]
         if "rotated" in self.roles and not lean:
             classes = np.unique(self.wm_labels)
@@ -105,7 +109,7 @@ class Challenge:
             self.roles["noisy"][: q * draws],
             roles["private"][:q],
         )
-        sources = {k: v[:n] for k, v in self.sources.items()}
+        sources = {k: v[: len(roles[k])] for k, v in self.sources.items()}
         return replace(self, roles=roles, wm_labels=labels, sources=sources)
 
     def key_dict(self) -> dict[str, Any]:
@@ -202,8 +206,8 @@ def read_challenge_key(path: str | Path) -> dict[str, Any]:
         raise SleuthError(f"challenge key not found: {path}")
     try:
         key = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SleuthError(f"{path} is not a sleuth challenge key ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, nesting or a number too long
+        raise SleuthError(f"{path} is not a sleuth challenge key ({type(exc).__name__})") from None
     problem = _key_problem(key)
     if problem:
         raise SleuthError(f"{path} is not a sleuth challenge key: {problem}")
@@ -261,7 +265,8 @@ def read_answers(path: str | Path, expected: int) -> np.ndarray:
         raise SleuthError(f"answers file not found: {path}")
     try:
         with h5py.File(path, "r") as f:
-            answers = np.asarray(read_dataset(f, "answers", str(path)), np.float32)
+            with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
+                answers = np.asarray(read_dataset(f, "answers", str(path)), np.float32)
     except (OSError, KeyError) as exc:
         raise SleuthError(f"cannot read answers from {path}: {exc}") from None
     if answers.ndim != 2 or len(answers) != expected:
