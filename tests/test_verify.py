@@ -353,7 +353,7 @@ def looks_planned(settings, zoo, budget):
     )
 
 
-def test_challenge_prefixes_are_nested_and_lean_asks_two_images_a_sample(zoo):
+def test_challenge_prefixes_are_nested_and_lean_asks_one_image_a_sample(zoo):
     from sleuth.models import load_owner_key
 
     settings = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
@@ -369,7 +369,9 @@ def test_challenge_prefixes_are_nested_and_lean_asks_two_images_a_sample(zoo):
     assert len(small.roles["noisy_clean"]) == 0  # 20 * 20/60 < 10 points: not worth queries
     assert len(large.roles["noisy_clean"]) == 13 and len(large.roles["noisy"]) == 13 * 5
     lean = ch.prefix(25, lean=True)
-    assert lean.queries == 50 and not len(lean.roles["rotated"]) and not len(lean.roles["noisy"])
+    assert lean.queries == 25 and not len(lean.roles["public"]) and not len(lean.roles["noisy"])
+    assert not len(lean.roles["rotated"]) and len(lean.sources["public"]) == 0
+    np.testing.assert_array_equal(lean.roles["private"], ch.roles["private"][:25])
     assert ch.prefix(10**6).queries == ch.queries
 
 

@@ -275,6 +275,49 @@ def test_alignment_rectangular():
         stats.fit_alignment(full[:10], full[:11])
 
 
+def test_linear_map_by_hand_and_invariant_to_free_transformations():
+    """Exact on a noiseless affine relation (up to the small ridge shrinkage); its predictions
+    do not move when the source is rotated, rescaled or shifted; a stretch it undoes, which the
+    similarity transform cannot."""
+    rng = np.random.default_rng(31)
+    src = rng.normal(size=(400, 8))
+    a, b = rng.normal(size=(8, 5)), rng.normal(size=5)
+    dst = src @ a + b
+    fitted = stats.fit_linear_map(src, dst, ridge=1e-9)
+    np.testing.assert_allclose(fitted(src), dst, atol=1e-6)
+    np.testing.assert_allclose(fitted.weights, a, atol=1e-6)
+    shrunk = stats.fit_linear_map(src, dst)  # penalty 0.1 x mean variance ~ 40 against ~400
+    assert 0.8 < np.abs(shrunk.weights).sum() / np.abs(a).sum() < 1.0
+    moved = 7.0 * src @ orthogonal(8, rng) - 3.0
+    np.testing.assert_allclose(stats.fit_linear_map(moved, dst)(moved), shrunk(src), atol=1e-9)
+    # a stretch (Barlow Twins' whitening is one): undone up to the shrinkage of the directions
+    # whose variance is small against the penalty
+    stretched = src @ np.diag([3.0, 2, 1.5, 1, 1, 0.8, 0.6, 0.5]) @ orthogonal(8, rng)
+    held = stats.cross_fitted(stretched, src, stats.fit_linear_map)
+    assert np.mean(np.sum((held - src) ** 2, 1)) < 0.1 * np.mean(np.sum(src**2, 1))
+    rotated = stats.cross_fitted(stretched, src, stats.fit_alignment)
+    assert np.mean(np.sum((rotated - src) ** 2, 1)) > 0.2 * np.mean(np.sum(src**2, 1))
+    with pytest.raises(ValueError):
+        stats.fit_linear_map(src, dst, ridge=0)
+    with pytest.raises(ValueError):
+        stats.fit_linear_map(src[:1], dst[:1])
+
+
+def test_cross_fitting_never_scores_a_row_with_a_map_that_saw_it():
+    """Pure noise maps onto pure noise perfectly in-sample with enough freedom; cross-fitted it
+    predicts nothing. Row i is scored by the map of the other folds (checked by hand)."""
+    rng = np.random.default_rng(32)
+    src, dst = rng.normal(size=(40, 30)), rng.normal(size=(40, 3))
+    fit = lambda a, b: stats.fit_linear_map(a, b, ridge=1e-9)  # noqa: E731
+    in_sample = fit(src, dst)(src)
+    held = stats.cross_fitted(src, dst, fit)
+    assert np.mean((in_sample - dst) ** 2) < 0.5 * np.mean((held - dst) ** 2)
+    odd = np.arange(40) % 2 == 1
+    np.testing.assert_allclose(held[odd], fit(src[~odd], dst[~odd])(src[odd]))
+    with pytest.raises(ValueError):
+        stats.cross_fitted(src[:3], dst[:3], fit)
+
+
 def test_knn_overlap_invariances_and_chance():
     """1 for any free transformation of the outputs; about k / (n - 1) for unrelated ones."""
     rng = np.random.default_rng(21)

@@ -21,9 +21,11 @@ is adding an entry here plus its statistic in ``stats``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ from sleuth.verify.challenge import Challenge
 from sleuth.verify.result import TestResult, invalid
 
 KNN_K = 10  # neighbours per image for the nearest-neighbour overlap
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,36 +78,100 @@ class Group:
     tests: tuple[TestInfo, ...]
 
 
+# --- work shared within one verification --------------------------------------------------------
+#
+# A reference's per-image values are needed once as evidence against the suspect and once more for
+# every other reference placed among the rest: k² computations of k values. Within
+# ``shared_work()`` each (function, challenge, model answers) is computed once.
+
+_MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar(
+    "sleuth_verify_memo", default=None
+)
+
+
+@contextmanager
+def shared_work() -> Iterator[None]:
+    """Compute each model's per-image values once within the block (the arrays must stay alive
+    in it: they are keyed by identity)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def _once(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, computed once per ``shared_work`` block for the same argument objects."""
+    memo = _MEMO.get()
+    if memo is None:
+        return fn(*args)
+    key = (fn, *map(id, args))
+    if key not in memo:
+        memo[key] = (fn(*args), args)  # keeps the arguments alive, so their ids stay theirs
+    return memo[key][0]
+
+
 # --- alignment into the victim's coordinates -----------------------------------------------------
+#
+# Every fit reads the private images only, which every round of a verification asks (a lean round
+# asks nothing else): a map that is scored on images is fitted on the *other* images of the same
+# round (``stats.cross_fitted``), so it never flatters the rows it is judged on.
 
 
-def _standardised(x: np.ndarray, public: np.ndarray) -> np.ndarray:
-    """Centred on a model's public mean and divided by its public RMS spread."""
-    centre = public.mean(axis=0)
-    spread = float(np.sqrt(((public - centre) ** 2).sum(axis=1).mean())) or 1.0
-    return (x - centre) / spread
+def _private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    return ch.role_reps(reps, "private").astype(np.float64)
+
+
+def _whitened_private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    return stats.whitened(_private(ch, reps))
+
+
+def _white(ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    """A model's private representations whitened (``stats.whitened``), once per verification."""
+    return _once(_whitened_private, ch, reps)
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    """Centred on its mean and divided by its RMS spread: free of a shift and a global scale."""
+    centred = x - x.mean(axis=0)
+    return centred / (float(np.sqrt((centred**2).sum(axis=1).mean())) or 1.0)
 
 
 def to_victim(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray | None:
     """The suspect's answers mapped onto the victim's coordinates by the similarity transform
-    fitted on the public images; None for a suspect wider than the victim (mapping it down would
-    choose a subspace, freedom that flatters independent encoders)."""
+    fitted on the private images, for the victim's predictor and head, which read other images
+    (rotated views, augmented views); None for a suspect wider than the victim (mapping it down
+    would choose a subspace, freedom that flatters independent encoders)."""
     if reps.shape[1] > owner.reps.shape[1]:
         return None
-    fitted = stats.fit_alignment(ch.role_reps(reps, "public"), ch.role_reps(owner.reps, "public"))
-    return fitted(reps)
+    return stats.fit_alignment(_private(ch, reps), _private(ch, owner.reps))(reps)
 
 
 def _common_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Victim and suspect private representations in one coordinate system, standardised: the
-    narrower model mapped into the wider one's space (fitted on public images)."""
-    pub_v, pub_s = ch.role_reps(owner.reps, "public"), ch.role_reps(reps, "public")
-    priv_v, priv_s = ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private")
-    aligned = to_victim(owner, ch, reps)
-    if aligned is not None:
-        return _standardised(priv_v, pub_v), _standardised(ch.role_reps(aligned, "private"), pub_v)
-    fitted = stats.fit_alignment(pub_v, pub_s)
-    return _standardised(fitted(priv_v), pub_s), _standardised(priv_s, pub_s)
+    """Victim and suspect private representations in one coordinate system, each whitened: the
+    narrower model mapped into the wider one's space by a similarity transform, cross-fitted."""
+    victim, suspect = _white(ch, owner.reps), _white(ch, reps)
+    if suspect.shape[1] <= victim.shape[1]:
+        return victim, stats.cross_fitted(suspect, victim, stats.fit_alignment)
+    return stats.cross_fitted(victim, suspect, stats.fit_alignment), suspect
+
+
+def _narrowed(x: np.ndarray, width: int) -> np.ndarray:
+    """``x`` on its ``width`` principal axes when it is wider: a wider model would get more
+    freedom from a fitted linear map than the victim-sized references get."""
+    if x.shape[1] <= width:
+        return x
+    _, _, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    return x @ vt[:width].T
+
+
+def linear_residuals(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    """Per private image, the squared error of the victim's standardised representation
+    predicted from the suspect's by a ridge map fitted on the other images (cross-fitted)."""
+    victim = _standardised(_private(ch, owner.reps))
+    suspect = _narrowed(_standardised(_private(ch, reps)), victim.shape[1])
+    predicted = stats.cross_fitted(suspect, victim, stats.fit_linear_map)
+    return ((predicted - victim) ** 2).sum(axis=1)
 
 
 WIDER = "the suspect's representation is wider than the victim's: it cannot be mapped onto the "
@@ -164,21 +231,26 @@ def di_gmm(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return [stats.dataset_inference_gmm(private, public, seed=ch.settings.seed)]
 
 
-def _raw_private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    return _standardised(ch.role_reps(reps, "private"), ch.role_reps(reps, "public"))
+def _raw_distances(owner: Owner, ch: Challenge, reps: np.ndarray) -> dict[str, np.ndarray]:
+    victim = _standardised(_private(ch, owner.reps))
+    return stats.pairwise_distances(victim, _standardised(_private(ch, reps)))
+
+
+def _aligned_cosine(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    return stats.pairwise_distances(*_common_private(owner, ch, reps))["cosine"]
 
 
 def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     """Distance to the victim on private images, per image, against the references' distances
     on the same images: in each model's own standardised coordinates (the paper's distance, free
-    of shift and scale; a rotation of the outputs hides a copy from it) and after the alignment
-    that undoes a rotation too (``aligned-cosine``)."""
+    of shift and scale; a rotation of the outputs hides a copy from it), after the similarity
+    transform that undoes a rotation too (``aligned-cosine``), and after a fitted linear map
+    that also undoes a stretch (``linear-fit``)."""
     results = []
     same = [r for r in refs if r.shape[1] == owner.reps.shape[1]]
     if reps.shape[1] == owner.reps.shape[1]:
-        victim = _raw_private(ch, owner.reps)
-        own = stats.pairwise_distances(victim, _raw_private(ch, reps))
-        others = [stats.pairwise_distances(victim, _raw_private(ch, r)) for r in same]
+        own = _once(_raw_distances, owner, ch, reps)
+        others = [_once(_raw_distances, owner, ch, r) for r in same]
         for kind in ("l2", "cosine"):
             results.append(
                 stats.distance_test(
@@ -192,48 +264,51 @@ def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     else:
         note = "sizes differ: coordinates cannot be compared unaligned (aligned-cosine does)"
         results += [invalid(f"distance-{k}", "distance", note) for k in ("l2", "cosine")]
-    aligned = stats.pairwise_distances(*_common_private(owner, ch, reps))["cosine"]
-    aligned_refs = [
-        stats.pairwise_distances(*_common_private(owner, ch, r))["cosine"] for r in refs
-    ]
-    results.append(
-        stats.distance_test(
-            aligned,
-            aligned_refs,
-            name="aligned-cosine",
-            direction=-1,
-            what="cosine distance to the victim after alignment, private images",
+    for name, fn, what in (
+        ("aligned-cosine", _aligned_cosine, "cosine distance to the victim after alignment"),
+        ("linear-fit", linear_residuals, "squared error of the victim predicted linearly"),
+    ):
+        results.append(
+            stats.distance_test(
+                _once(fn, owner, ch, reps),
+                [_once(fn, owner, ch, r) for r in refs],
+                name=name,
+                direction=-1,
+                what=f"{what}, private images",
+            )
         )
-    )
     return results
 
 
 def _cka(owner: Owner, ch: Challenge, reps: np.ndarray) -> float:
-    return stats.linear_cka(ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private"))
+    return stats.linear_cka(_white(ch, owner.reps), _white(ch, reps))
 
 
 def _knn(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    victim, suspect = ch.role_reps(owner.reps, "private"), ch.role_reps(reps, "private")
+    victim, suspect = _white(ch, owner.reps), _white(ch, reps)
     return stats.knn_overlap(victim, suspect, k=min(KNN_K, len(victim) - 1))
 
 
 def similarity(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     """Representation similarity over private images that no free output transformation
-    changes: linear CKA (one score per model, calibrated only) and the per-image overlap of
-    nearest neighbours (paired against the references, then calibrated)."""
+    changes, each model whitened first (``stats.whitened``: the few directions every encoder
+    shares no longer drown the rest): linear CKA (one score per model, calibrated only) and the
+    per-image overlap of nearest neighbours (paired against the references, then calibrated)."""
     n = len(ch.roles["private"])
-    score = _cka(owner, ch, reps)
+    score = _once(_cka, owner, ch, reps)
     cka = TestResult(
         name="cka",
         family="similarity",
         statistic=score,
         p_value=float("nan"),
-        effect=score - float(np.mean([_cka(owner, ch, r) for r in refs])) if refs else np.nan,
+        effect=score - float(np.mean([_once(_cka, owner, ch, r) for r in refs]))
+        if refs
+        else np.nan,
         effect_name="CKA minus the references' mean",
         n=n,
         alternative="CKA with the victim larger than an independent encoder's",
-        compared=f"linear CKA of the suspect's and the victim's representations of {n} private "
-        "images",
+        compared=f"linear CKA of the suspect's and the victim's whitened representations of {n} "
+        "private images",
         score=score,
         direction=1,
         note="no analytic null: placed among the references only",
@@ -241,8 +316,8 @@ def similarity(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     if not np.isfinite(score):
         cka = invalid("cka", "similarity", "a representation does not vary: CKA is undefined", n=n)
     knn = stats.distance_test(
-        _knn(owner, ch, reps),
-        [_knn(owner, ch, r) for r in refs],
+        _once(_knn, owner, ch, reps),
+        [_once(_knn, owner, ch, r) for r in refs],
         name="knn-overlap",
         direction=1,
         family="similarity",
@@ -386,9 +461,21 @@ GROUPS: dict[str, Group] = {
                 "aligned-cosine",
                 "distance",
                 "A thief could rotate or permute his outputs to hide the resemblance. This "
-                "first finds the best shift, rotation and scale on held-out images, then "
-                "measures the angle between the suspect's and the victim's outputs on training "
-                "images, against independent models aligned the same way.",
+                "first evens out each model's directions (whitening), finds the best shift, "
+                "rotation and scale on half of the training images, then measures the angle "
+                "between the suspect's and the victim's outputs on the other half, against "
+                "independent models aligned the same way.",
+                _PAIRED,
+                power="one-sample",
+            ),
+            TestInfo(
+                "linear-fit",
+                "distance",
+                "A copy trained with another loss may answer with its coordinates stretched or "
+                "mixed (Barlow Twins whitens them). This learns the best linear translation from "
+                "the suspect's outputs to the victim's on half of the training images and "
+                "measures how well it predicts the victim on the other half, against "
+                "independent models translated the same way.",
                 _PAIRED,
                 power="one-sample",
             ),
@@ -401,18 +488,18 @@ GROUPS: dict[str, Group] = {
                 "cka",
                 "similarity",
                 "How alike is the whole geometry of the suspect's outputs to the victim's on "
-                "the victim's training images (linear CKA)? Rotating, permuting, rescaling or "
-                "shifting outputs does not change it, so a thief cannot hide behind them. "
-                "Compared with independent models only.",
+                "the victim's training images (linear CKA, each model's directions evened out "
+                "first)? Rotating, permuting, rescaling or shifting outputs does not change it, "
+                "so a thief cannot hide behind them. Compared with independent models only.",
                 calibrated_only=True,
             ),
             TestInfo(
                 "knn-overlap",
                 "similarity",
                 "Which training images does each model put next to each other? For every image "
-                "this counts how many of its 10 nearest neighbours the suspect shares with the "
-                "victim, against independent models; free transformations of the outputs do "
-                "not change neighbours.",
+                "this counts how many of its 10 nearest neighbours (each model's directions "
+                "evened out first) the suspect shares with the victim, against independent "
+                "models; free transformations of the outputs do not change neighbours.",
                 _PAIRED,
                 power="one-sample",
             ),

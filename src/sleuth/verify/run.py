@@ -29,7 +29,7 @@ from sleuth.verify.challenge import (
     read_answers,
     read_challenge_key,
 )
-from sleuth.verify.evidence import GROUPS, TEST_INFO, Owner
+from sleuth.verify.evidence import GROUPS, TEST_INFO, Owner, shared_work
 from sleuth.verify.verdict import (
     MIN_REFERENCES,
     Decision,
@@ -214,7 +214,7 @@ def decide(
     The statistics are many small matrix operations (a 128 × 128 SVD per model pair), which
     multi-threaded BLAS runs far slower than one thread does (measured: 144 ms against 6 ms for
     that SVD on 2 busy cores), so BLAS runs single-threaded here."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), shared_work():
         return _decide(owner, ch, suspect, refs, tests, alpha)
 
 
@@ -242,29 +242,36 @@ FIRST_LOOK = 10  # samples in the first round of a sequential verification
 
 def looks_for(ch: Challenge, budget: int) -> list[tuple[Challenge, bool]]:
     """The rounds of a sequential verification, nested prefixes of ``ch`` within ``budget``
-    queries in all: lean rounds of 10, 20, 40, ... samples (private and public images only),
-    the last of them as large as the budget allows; then, if the budget still allows, one full
-    round (every role: watermark, dataset inference, noise) as large as fits. Each round comes
-    with whether it is lean."""
+    queries in all: lean rounds of 10, 20, 40, ... samples (private images only, one query a
+    sample), the last of them as large as the budget allows; then, if the budget still allows,
+    one full round (every role: watermark, dataset inference, noise) as large as fits. Each
+    round comes with whether it is lean."""
     full = len(ch.roles["private"])
     first = ch.prefix(min(FIRST_LOOK, full), lean=True)
     if first.queries > budget:
         raise SleuthError(f"--budget {budget} is too small: the first round asks {first.queries}")
+
+    def largest(cap: int, lean: bool) -> int:
+        """The most samples (at most ``cap``) of a round that keeps every round within budget."""
+        lo, hi = 0, cap
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            fits = asked(*rounds, ch.prefix(mid, lean=lean)) <= budget
+            lo, hi = (mid, hi) if fits else (lo, mid - 1)
+        return lo
+
     rounds = [first]
     n = len(first.roles["private"])
     while n < full:
-        nxt = min(2 * n, full, budget // 2)
+        nxt = largest(min(2 * n, full), lean=True)
         if nxt <= n:
             break
         rounds.append(ch.prefix(nxt, lean=True))
         n = nxt
-    lo, hi = 0, full  # the largest full round that fits beside the lean ones
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if asked(*rounds, ch.prefix(mid)) <= budget else (lo, mid - 1)
     looks = [(r, True) for r in rounds]
-    if lo >= FIRST_LOOK:
-        looks.append((ch.prefix(lo), False))
+    last = largest(full, lean=False)
+    if last >= FIRST_LOOK:
+        looks.append((ch.prefix(last), False))
     return looks
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -381,6 +381,91 @@ def fit_alignment(src_fit: np.ndarray, dst_fit: np.ndarray) -> Alignment:
         rotation, sv_sum = u @ vt, float(sv.sum())
     norm2 = float((a**2).sum())
     return Alignment(rotation, sv_sum / norm2 if norm2 > 0 else 1.0, src_mean, dst_mean)
+
+
+WHITENING_FLOOR = 0.1  # variance floor of whitening, as a share of the largest direction's
+
+
+def whitened(x: np.ndarray, floor: float = WHITENING_FLOOR) -> np.ndarray:
+    """``x`` centred and rotated onto its principal axes, each axis divided by its spread, with
+    every variance floored at ``floor`` times the largest one.
+
+    A model's representation is dominated by a few directions of large variance that every
+    encoder trained on the same data shares; whitening gives the rest, where a copy's
+    resemblance to its victim also lives, an equal say, and undoes a stretch of the coordinates
+    (Barlow Twins' loss whitens a copy's outputs). The floor keeps directions of almost no
+    variance (noise, or the rows' own rank deficit when rows are few) from being blown up. The
+    result does not change when ``x`` is rotated, shifted or rescaled, except for the arbitrary
+    orientation of its axes, which the tests reading it (nearest neighbours, CKA, orthogonal
+    alignment) ignore.
+    """
+    a = _matrix(x, "x")
+    if not 0 < floor <= 1:
+        raise ValueError(f"floor must be in (0, 1], got {floor}")
+    centred = a - a.mean(axis=0)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    if sv.size == 0 or sv[0] == 0:
+        return centred
+    spread = np.maximum(sv, sv[0] * math.sqrt(floor))
+    return centred @ vt.T / spread * math.sqrt(len(a))
+
+
+@dataclass(frozen=True)
+class LinearMap:
+    """The map x ↦ (x − src_mean) @ weights + dst_mean fitted by :func:`fit_linear_map`."""
+
+    weights: np.ndarray  # (d_src, d_dst)
+    src_mean: np.ndarray
+    dst_mean: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, np.float64) - self.src_mean) @ self.weights + self.dst_mean
+
+
+RIDGE = 0.1  # ridge penalty, as a multiple of the source's mean variance per dimension
+
+
+def fit_linear_map(src_fit: np.ndarray, dst_fit: np.ndarray, ridge: float = RIDGE) -> LinearMap:
+    """The least-squares affine map from one model's representations to another's on the same
+    images, with a ridge penalty of ``ridge`` times the source's mean variance per dimension.
+
+    Unlike :func:`fit_alignment` it may stretch and mix coordinates, so it also undoes what a
+    thief's loss does without his choosing: Barlow Twins' whitening, a predictor network's
+    roughly linear layer. The penalty is relative to the source's own spread, so the fitted
+    predictions do not change when the source is shifted, rotated, permuted or rescaled (the
+    free transformations). More freedom flatters independent encoders too; that is why every
+    reference is fitted the same way and a test built on it is calibrated against them.
+    """
+    src, dst = _matrix(src_fit, "src_fit"), _matrix(dst_fit, "dst_fit")
+    if len(src) != len(dst) or len(src) < 2:
+        raise ValueError(f"need the same rows (at least 2) on both sides: {len(src)}, {len(dst)}")
+    if ridge <= 0:
+        raise ValueError(f"ridge must be positive, got {ridge}")
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - src_mean, dst - dst_mean
+    gram = a.T @ a
+    penalty = ridge * max(float(np.trace(gram)) / a.shape[1], _EPS)
+    weights = linalg.solve(gram + penalty * np.eye(a.shape[1]), a.T @ b, assume_a="pos")
+    return LinearMap(weights, src_mean, dst_mean)
+
+
+def cross_fitted(
+    src: np.ndarray,
+    dst: np.ndarray,
+    fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
+    folds: int = 2,
+) -> np.ndarray:
+    """Each row of ``src`` mapped into ``dst``'s space by a map ``fit`` on the other folds' rows
+    (row i is in fold i mod ``folds``): no row is scored by a map that saw it, so a fitted map
+    cannot flatter the rows it is judged on, and no images beyond the scored ones are needed."""
+    s, d = _matrix(src, "src"), _matrix(dst, "dst")
+    if len(s) != len(d) or len(s) < 2 * folds:
+        raise ValueError(f"need the same rows (at least {2 * folds}): {len(s)}, {len(d)}")
+    fold = np.arange(len(s)) % folds
+    out = np.empty((len(s), d.shape[1]))
+    for f in range(folds):
+        out[fold == f] = fit(s[fold != f], d[fold != f])(s[fold == f])
+    return out
 
 
 def knn_overlap(x: np.ndarray, y: np.ndarray, k: int = 10) -> np.ndarray:
