@@ -38,6 +38,7 @@ from sleuth.bench.runner import machine
 from sleuth.models import load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
 from sleuth.steal import StealConfig, run_steal
+from sleuth.steal.evasion import OUTPUT_TRANSFORMS, transform_outputs
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.evidence import GROUPS
 from sleuth.verify.run import decide, owner_for, sequential
@@ -57,15 +58,8 @@ EXTRA_COPIES = {
 
 def transforms(reps: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """What a thief can do to his answers for free, each with fresh secret draws."""
-    d = reps.shape[1]
-    q, r = np.linalg.qr(rng.normal(size=(d, d)))
-    q = q * np.sign(np.diag(r))
-    spread = reps.std(axis=0)
     return {
-        "rotation": reps @ q,
-        "permutation": reps[:, rng.permutation(d)],
-        "scale-shift": 3.7 * reps + rng.normal(0, 5, d),
-        "noise-10%": reps + rng.normal(size=reps.shape) * 0.1 * spread,
+        name: transform_outputs(name, reps, int(rng.integers(2**31))) for name in OUTPUT_TRANSFORMS
     }
 
 

@@ -5,6 +5,7 @@ that never hide a false accusation."""
 import json
 from dataclasses import replace
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -54,6 +55,9 @@ def tiny_suite(spec: str) -> Suite:
         scaling_samples=(20, 40),
         scaling_images={"smallresnet": (60, 120), "resnet18": (60,)},
         other_owners=1,
+        transforms=("rotation", "noise-10%"),
+        sequential_budget=40,
+        sequential_copies=60,
     )
 
 
@@ -297,6 +301,23 @@ def test_cli_refuses_bad_input_with_one_line_and_nothing_written(tmp_path):
 # --- a tiny suite, end to end ---------------------------------------------------------------
 
 
+def test_share_of_the_lead_is_measured_from_the_untrained_floor():
+    """SA/TA says little when random features get most of TA: the share of the victim's lead
+    over an untrained encoder of its architecture is (SA - floor) / (TA - floor)."""
+    from sleuth.bench.tables import View
+
+    cells = {
+        VICTIM: {"result": {"accuracy": 0.83, "arch": "smallresnet"}},
+        "embed/untrained-smallresnet": {"result": {"accuracy": 0.78}},
+    }
+    view = View({"cells": cells, "suite_definition": {}})
+    assert view.floor == 0.78
+    assert view.lead(0.825) == pytest.approx(0.9)
+    assert view.lead(0.78) == pytest.approx(0.0) and view.lead(None) is None
+    cells[VICTIM]["result"]["accuracy"] = 0.78  # no lead at all: no share
+    assert view.lead(0.8) is None
+
+
 def test_tiny_bench_runs_every_cell_and_renders_every_table(tiny):
     suite, result = tiny
     results = json.loads(result.results.read_text())
@@ -315,18 +336,50 @@ def test_tiny_bench_runs_every_cell_and_renders_every_table(tiny):
         "000 Table 18",
         "000 Table 19",
         "000 Table 20",
+        "free output transformations",
+        "Sequential",
         "Scaling",
     ):
         assert any(line.startswith("## ") and title in line for line in tables.splitlines()), title
     assert result.plot is not None and result.plot.read_bytes()[:4] == b"\x89PNG"
     cells = results["cells"]
-    # no independent model is ever accused
+    # no independent model is ever accused, in one look or in rounds
+    independent = ("embed/ref", "embed/resnet18-ref", "embed/owner", "embed/untrained")
+    judged = 0
     for key, cell in cells.items():
         suspect = cell["params"].get("suspect", "")
-        if cell["kind"] == "verify" and suspect.startswith(
-            ("embed/ref", "embed/resnet18-ref", "embed/owner")
-        ):
+        if cell["kind"] in ("verify", "sequential") and suspect.startswith(independent):
+            judged += 1
             assert cell["result"]["verdict"] != "stolen", key
+    assert judged == 2 * (3 + 2 + 1 + 2)  # references, resnet18 references, owner, untrained
+    # the untrained encoders are the utility floor, shown in 000 Table 2 (on this toy data random
+    # features already separate the classes: no lead to recover, so the share is a dash)
+    floor = cells["embed/untrained-smallresnet"]["result"]["accuracy"]
+    assert f"| untrained (floor) | {100 * floor:.1f} |" in tables
+    # each copy is verified under every transformation, through the black-box route, and the
+    # answers the verification read are the transformed ones
+    moved = [k for k, c in cells.items() if c["kind"] == "transformed"]
+    copies = [
+        k for k, c in cells.items() if c["kind"] in ("steal", "evade") and c["group"] == "steal"
+    ]
+    assert len(moved) == 2 * len(copies) > 0
+    mse = steal_key("mse", 60)
+    answers = result.out_dir / "models" / "transformed" / mse / "rotation" / "answers.h5"
+    with h5py.File(answers) as f:
+        rotated = f["answers"][:]
+    folder = result.out_dir / "models" / "transformed" / mse / "rotation"
+    key = json.loads((folder / "challenge.key.json").read_text())
+    with h5py.File(folder / "challenge.h5") as f:
+        plain = load_encoder(result.out_dir / "models" / mse / "encoder.pt").represent(
+            torch.from_numpy(f["x"][:])
+        )
+    assert rotated.shape == tuple(plain.shape) and len(key["roles"]) > 0
+    assert not np.allclose(rotated, plain.numpy(), atol=1e-3)  # moved ...
+    gram = plain.numpy() @ plain.numpy().T
+    assert np.allclose(rotated @ rotated.T, gram, rtol=1e-3, atol=1e-3)  # ... by a rotation
+    # the copy of the largest budget is verified in rounds, within its budget
+    rounds = cells[f"sequential/{mse}"]["result"]
+    assert rounds["queries_used"] <= 40 and rounds["rounds"] >= 1
     # query-aug pays one query per view per epoch: 30 images, 3 epochs of one batch of 16 views
     assert cells[steal_key(STOLENENCODER, "30-queryaug")]["result"]["queries_used"] == 30 + 3 * 16
     # the references' watermark success is near chance, the victim's own is recorded

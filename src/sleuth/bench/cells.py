@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 
@@ -27,13 +28,19 @@ from sleuth.embed.run import watermark_accuracy
 from sleuth.embed.trainer import train
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, sha256_file
-from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
+from sleuth.models import Encoder, encoder_config, load_encoder, load_owner_key, save_encoder
 from sleuth.models.probe import linear_probe, probe_accuracy
 from sleuth.steal import StealConfig, attacker_images, run_steal, unqueried_images
 from sleuth.steal.defences import Defence, make_defence, parse_defence
-from sleuth.steal.evasion import finetune, prune
+from sleuth.steal.evasion import finetune, prune, transform_outputs
 from sleuth.steal.oracle import LocalOracle
-from sleuth.verify import ChallengeSettings, VerifyResult, run_verify
+from sleuth.verify import (
+    ChallengeSettings,
+    VerifyResult,
+    build_challenge,
+    export_challenge,
+    run_verify,
+)
 
 WATERMARK_IMAGES = 2000  # private images rotated to score a model on the victim's predictor
 WATERMARK_SEED = 12345
@@ -226,6 +233,17 @@ def pretrain(ctx: Context, cell: Cell) -> dict[str, Any]:
     return {**_measure(ctx, cell, encoder), "train_s": out.state.elapsed, "images": len(images)}
 
 
+def untrained(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """An encoder of the recipe's architecture as initialised, never trained: the floor of
+    utility (what a probe gets from random features) and an independent model nobody trained."""
+    cfg = EmbedConfig.from_dict(cell.params["config"])
+    spec = load_encoder(ctx.model(cell.params["victim"]) / "encoder.pt").config.input_spec
+    torch.manual_seed(cfg.seed)
+    encoder = Encoder(encoder_config(cfg.arch, spec, cfg.rep_dim, **cfg.arch_kwargs)).eval()
+    save_encoder(encoder, ctx.model(cell.key) / "encoder.pt")
+    return _measure(ctx, cell, encoder)
+
+
 def evade(ctx: Context, cell: Cell) -> dict[str, Any]:
     """A careful thief's copy: the source copy pruned, or fine-tuned on the public images its
     attack never queried (never answered by the victim, never in its training set, and not the
@@ -259,12 +277,17 @@ def defended_ta(ctx: Context, cell: Cell) -> dict[str, Any]:
     return {"accuracy": accuracy, "defence": applied}
 
 
-def _verify(ctx: Context, p: dict[str, Any], samples: int) -> VerifyResult:
+def _verify(ctx: Context, p: dict[str, Any], samples: int, **how: Any) -> VerifyResult:
+    """``run_verify`` of the cell's suspect (``how``: black-box answers, a budget); every
+    reference answers each challenge once for the whole bench (``verify --cache``)."""
+    suspect = {} if "suspect_reps" in how else {"suspect": str(ctx.model(p["suspect"]))}
     return run_verify(
         [str(ctx.model(p["victim"]))],
-        suspect=str(ctx.model(p["suspect"])),
+        **suspect,
         references=[str(ctx.model(r)) for r in p["references"]],
         settings=ChallengeSettings(samples=samples),
+        cache=ctx.out / "answer-cache",
+        **how,
     )
 
 
@@ -312,6 +335,45 @@ def summary(result: VerifyResult) -> dict[str, Any]:
 
 def verify(ctx: Context, cell: Cell) -> dict[str, Any]:
     return summary(_verify(ctx, cell.params, cell.params["samples"]))
+
+
+def transformed(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """A copy's verification through the black-box route after its thief transformed his
+    answers for free (``steal.evasion.OUTPUT_TRANSFORMS``): the investigator exports the
+    challenge, the thief answers it and transforms, the answers are verified."""
+    p = cell.params
+    folder = ctx.model(cell.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = load_owner_key(ctx.model(p["victim"]) / "owner-key.pt")
+    challenge = build_challenge(key, ChallengeSettings(samples=p["samples"]))
+    _, key_file = export_challenge(challenge, folder / "challenge.h5")
+    answers = load_encoder(ctx.model(p["suspect"]) / "encoder.pt").represent(challenge.images)
+    moved = transform_outputs(p["transform"], answers.numpy(), p["seed"])
+    answers_file = folder / "answers.h5"
+    atomic_write(answers_file, lambda tmp: _write_answers(tmp, moved))
+    result = _verify(
+        ctx, p, p["samples"], suspect_reps=str(answers_file), challenge_key=str(key_file)
+    )
+    return {**summary(result), "transform": p["transform"]}
+
+
+def _write_answers(path: Path, answers: np.ndarray) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("answers", data=answers)
+
+
+def sequential(ctx: Context, cell: Cell) -> dict[str, Any]:
+    """``verify --budget``: the challenge in rounds, stopping at the first ``stolen``."""
+    p = cell.params
+    result = _verify(ctx, p, p["samples"], budget=p["budget"])
+    v = result.victims[0]
+    return {
+        "verdict": v.verdict,
+        "reason": v.reason,
+        "budget": p["budget"],
+        "queries_used": v.queries,
+        "rounds": len(v.looks),
+    }
 
 
 def fewest(ctx: Context, cell: Cell) -> dict[str, Any]:
@@ -370,11 +432,14 @@ def time_embed(ctx: Context, cell: Cell) -> dict[str, Any]:
 
 KINDS: dict[str, Callable[[Context, Cell], dict[str, Any]]] = {
     "embed": embed,
+    "untrained": untrained,
     "pretrain": pretrain,
     "steal": steal,
     "evade": evade,
     "defended-ta": defended_ta,
     "verify": verify,
+    "transformed": transformed,
+    "sequential": sequential,
     "fewest": fewest,
     "time-verify": time_verify,
     "time-embed": time_embed,
@@ -388,12 +453,15 @@ _STEALING = ("verify/", "serve/")
 _VERIFYING = ("embed/", "steal/", "serve/")
 NOT_KIND_CODE: dict[str, tuple[str, ...]] = {
     "embed": _TRAINING,
+    "untrained": _TRAINING,
     "pretrain": _STEALING,  # the thief's images are chosen by steal's code
     "time-embed": _TRAINING,
     "steal": _STEALING,
     "evade": _STEALING,
     "defended-ta": _STEALING,
     "verify": _VERIFYING,
+    "transformed": ("embed/", "serve/"),  # the thief's transformation is steal's code
+    "sequential": _VERIFYING,
     "fewest": _VERIFYING,
     "time-verify": _VERIFYING,
 }

@@ -131,7 +131,7 @@ def plan(suite: Suite, data: str, task: str, sizes: DataSizes) -> Plan:
     embeds = _embeds(p, suite, recipe, task)
     mse = _steals(p, suite, recipe, task, sizes)
     _defences(p, suite, task)
-    _verifications(p, suite, embeds["references"], embeds["owners"])
+    _verifications(p, suite, embeds["references"], embeds["owners"] + embeds["untrained"])
     _scaling(p, suite, recipe, embeds, mse, sizes)
     return p
 
@@ -195,6 +195,19 @@ def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, 
         )
         for s in range(1, o.references + 1)
     ]
+    untrained = [
+        p.add(
+            Cell(
+                f"embed/untrained-{cfg.arch}",
+                "untrained",
+                "embed",
+                f"an untrained {cfg.arch} (as initialised, seed {cfg.seed}): utility's floor",
+                {"config": cfg.to_dict(), "task": task, "victim": VICTIM},
+                (VICTIM,),
+            )
+        )
+        for cfg in (replace(recipe, watermark=False), replace(other, watermark=False))
+    ]
     owners = [
         _embed(
             p,
@@ -212,6 +225,7 @@ def _embeds(p: Plan, suite: Suite, recipe: EmbedConfig, task: str) -> dict[str, 
         "others": others,
         "references": own + others,
         "owners": owners,
+        "untrained": untrained,
         "other_recipe": other,
     }
 
@@ -390,7 +404,18 @@ def _defences(p: Plan, suite: Suite, task: str) -> None:
         )
 
 
-def _verifications(p: Plan, suite: Suite, references: list[str], owners: list[str]) -> None:
+def transformed_key(suspect: str, transform: str) -> str:
+    return f"transformed/{suspect}/{transform}"
+
+
+def sequential_key(suspect: str) -> str:
+    return f"sequential/{suspect}"
+
+
+def _verifications(p: Plan, suite: Suite, references: list[str], others: list[str]) -> None:
+    """Every model against the victim: itself, each copy, each reference against the others,
+    and the other independent models (``others``: other owners, untrained encoders)."""
+
     def verify(suspect: str, refs: list[str], label: str) -> None:
         params = {
             "victim": VICTIM,
@@ -398,18 +423,38 @@ def _verifications(p: Plan, suite: Suite, references: list[str], owners: list[st
             "references": refs,
             "samples": suite.samples,
         }
-        p.add(
-            Cell(verify_key(suspect), "verify", "verify", label, params, (VICTIM, suspect, *refs))
-        )
+        needs = (VICTIM, suspect, *refs)
+        p.add(Cell(verify_key(suspect), "verify", "verify", label, params, needs))
+        if suite.sequential_budget is not None and (suspect in nulls or suspect in large):
+            budget = {**params, "budget": suite.sequential_budget}
+            label = f"{label}, in rounds of at most {suite.sequential_budget} queries"
+            p.add(Cell(sequential_key(suspect), "sequential", "verify", label, budget, needs))
+        if suspect in copies:
+            for j, name in enumerate(suite.transforms):
+                moved = {**params, "transform": name, "seed": 1000 + j}
+                what = f"{label}, answers transformed by a {name}"
+                key = transformed_key(suspect, name)
+                p.add(Cell(key, "transformed", "verify", what, moved, needs))
 
+    copies = [
+        key
+        for key, cell in p.cells.items()
+        if cell.kind in ("steal", "evade") and cell.group == "steal"
+    ]
+    nulls = set(references) | set(others)
+    large = {
+        k
+        for k in copies
+        if p.cells[k].params.get("attack", {}).get("queries", 0) >= suite.sequential_copies
+    }
     verify(VICTIM, references, "the victim itself")
     for key, cell in list(p.cells.items()):
         if cell.kind in ("steal", "evade", "pretrain") and cell.group == "steal":
             verify(key, references, cell.label)
     for ref in references:
         verify(ref, [r for r in references if r != ref], p.cells[ref].label)
-    for owner in owners:
-        verify(owner, references, p.cells[owner].label)
+    for other in others:
+        verify(other, references, p.cells[other].label)
     for attack in suite.sweep:
         suspect = steal_key(attack, suite.budget)
         p.add(

@@ -16,6 +16,7 @@ from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.steal import StealConfig
 from sleuth.steal.defences import defence_parameters, parse_defence
+from sleuth.steal.evasion import OUTPUT_TRANSFORMS
 from sleuth.steal.losses import get_loss
 
 STOLENENCODER = "stolenencoder"  # the one attack label that is a method, not a direct loss
@@ -66,6 +67,13 @@ class Suite:
     # independent owners who watermark their own encoder by the victim's recipe with the default
     # rotation intervals (other seeds, other splits): a null the unwatermarked references are not
     other_owners: int = 0
+    # the thief's free output transformations (steal.evasion.OUTPUT_TRANSFORMS) every copy is
+    # verified under, through the black-box route
+    transforms: tuple[str, ...] = ()
+    # ``verify --budget``: copies of at least ``sequential_copies`` queries and every
+    # independent model verified in rounds
+    sequential_budget: int | None = None
+    sequential_copies: int = 2000
 
     def __post_init__(self) -> None:
         if self.references < 3:
@@ -89,6 +97,9 @@ class Suite:
                 )
         for spec, _ in self.defences:
             _check_defence(self.name, spec)
+        unknown = [t for t in self.transforms if t not in OUTPUT_TRANSFORMS]
+        if unknown:
+            raise SleuthError(f"suite {self.name}: unknown output transform {unknown[0]!r}")
 
 
 def _check_defence(suite: str, spec: str) -> None:
@@ -129,7 +140,7 @@ SUITES: dict[str, Suite] = {
         "cores: for CI-sized runs and for trying the bench out",
         data="demo",
         recipe=EmbedConfig(epochs=5, **_SIMCLR),
-        references=4,
+        references=14,
         other=OtherArch(arch_kwargs={"cifar_stem": False}, epochs=1, references=2),
         attack=StealConfig(epochs=20),
         budget=1000,
@@ -153,6 +164,8 @@ SUITES: dict[str, Suite] = {
         scaling_images={"smallresnet": (500, 1000, 2000), "resnet18": (500, 1000)},
         plain=False,
         other_owners=3,
+        transforms=tuple(OUTPUT_TRANSFORMS),
+        sequential_budget=100,
     ),
     "full": Suite(
         name="full",
@@ -160,7 +173,7 @@ SUITES: dict[str, Suite] = {
         "about 70 minutes on 2 CPU cores",
         data="fmnist:../shared/data/fashion-mnist",
         recipe=EmbedConfig(epochs=4, **_SIMCLR),
-        references=3,
+        references=15,
         other=OtherArch(arch_kwargs={"cifar_stem": False}, epochs=1, references=2),
         attack=StealConfig(epochs=10),
         budget=10000,
@@ -198,6 +211,7 @@ SUITES: dict[str, Suite] = {
         },
         plain=False,
         other_owners=3,
+        sequential_budget=100,
     ),
 }
 

@@ -1,14 +1,19 @@
-"""What a careful thief does to a stolen copy before releasing it: prune it or fine-tune it.
+"""What a careful thief does to a stolen copy before releasing it: prune it, fine-tune it, or
+transform its answers.
 
-Both are the adaptive attacks that a forensic verdict must survive (000 §5.1 names pruning as the
-attack that trigger watermarks fail against). They change the weights, never the architecture, so
-the result is verified like any other suspect.
+Pruning and fine-tuning are the adaptive attacks that a forensic verdict must survive (000 §5.1
+names pruning as the attack that trigger watermarks fail against); they change the weights, never
+the architecture, so the result is verified like any other suspect. Output transformations cost
+the thief nothing (his customers' linear probes and neighbours do not change), so a verdict must
+not change under them either.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
@@ -64,3 +69,30 @@ def finetune(
             loss.backward()
             opt.step()
     return tuned.eval()
+
+
+def _orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random d × d rotation (QR of a Gaussian matrix, signs fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(d, d)))
+    return q * np.sign(np.diag(r))
+
+
+# the thief's secret map, drawn once and applied to every answer, or fresh noise per answer
+OUTPUT_TRANSFORMS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "rotation": lambda reps, rng: reps @ _orthogonal(reps.shape[1], rng),
+    "permutation": lambda reps, rng: reps[:, rng.permutation(reps.shape[1])],
+    "scale-shift": lambda reps, rng: rng.uniform(0.2, 5) * reps + rng.normal(0, 5, reps.shape[1]),
+    # Gaussian noise of 10 % of each coordinate's spread over the answers
+    "noise-10%": lambda reps, rng: reps + rng.normal(size=reps.shape) * 0.1 * reps.std(axis=0),
+}
+
+
+def transform_outputs(name: str, reps: np.ndarray, seed: int) -> np.ndarray:
+    """``reps`` (N × D answers) as a thief who applies ``name`` of ``OUTPUT_TRANSFORMS`` would
+    return them, his secret drawn from ``seed``."""
+    if name not in OUTPUT_TRANSFORMS:
+        raise SleuthError(
+            f"unknown output transform {name!r} (known: {', '.join(OUTPUT_TRANSFORMS)})"
+        )
+    out = OUTPUT_TRANSFORMS[name](np.asarray(reps, np.float64), np.random.default_rng(seed))
+    return out.astype(np.float32)
