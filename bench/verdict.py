@@ -4,7 +4,9 @@ rate under the null, on the demo recipe with a zoo of independent encoders.
 Needs a finished demo (`sleuth demo --out runs/demo`) and a zoo of its victim
 (`sleuth references --victim runs/demo/victim --n 17 --owners 3 --out runs/zoo`). Steals the
 extra copies it lacks (StolenEncoder, a rotation-invariant StolenEncoder, symmetrized, barlow,
-mse at 500 queries) into the demo folder, answers one challenge with every model once, then:
+mse at 500 queries, supcon, infonce and StolenEncoder at 500 queries) and two untrained encoders
+(one with the victim's own initial weights) into the demo folder, answers one challenge with
+every model once, then:
 
 1. every copy against the zoo, and against the demo's independent encoders (the demo's
    setting), with its strongest Holm-adjusted p;
@@ -32,17 +34,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from statsmodels.stats.proportion import proportion_confint
 
 from sleuth.bench.runner import machine
-from sleuth.models import load_encoder, load_owner_key
+from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.zoo import zoo_members
 from sleuth.steal import StealConfig, run_steal
 from sleuth.steal.evasion import OUTPUT_TRANSFORMS, transform_outputs
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.evidence import GROUPS
 from sleuth.verify.run import decide, owner_for, sequential
-from sleuth.verify.verdict import adjust, verdict
+from sleuth.verify.verdict import adjust, verdict, verdict_p
 
 ALPHA = 0.01
 BUDGETS = (100, 1000)
@@ -53,6 +56,9 @@ EXTRA_COPIES = {
     "stolen-symmetrized": replace(ATTACK, loss="symmetrized"),
     "stolen-barlow": replace(ATTACK, loss="barlow"),
     "stolen-mse-500": replace(ATTACK, queries=500),
+    "stolen-supcon": replace(ATTACK, loss="supcon"),
+    "stolen-infonce-500": replace(ATTACK, loss="infonce", queries=500),
+    "stolen-se-500": replace(ATTACK, method="stolenencoder", queries=500),
 }
 
 
@@ -74,6 +80,7 @@ def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray]) -> dict:
         "reason": reason,
         "strongest": best.result.name,
         "strongest_p_adjusted": best.p_adjusted,
+        "p_verdict": verdict_p(decisions),
         "references": len(refs),
         "tests": {
             d.result.name: {
@@ -90,6 +97,17 @@ def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray]) -> dict:
 def judge_sequential(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], budget: int) -> dict:
     decisions, asked, looks = sequential(owner, ch, suspect, refs, list(GROUPS), ALPHA, budget)
     return {"verdict": verdict(decisions)[0], "queries_used": asked, "looks": looks}
+
+
+def untrained(victim: Path, seed: int, out: Path) -> None:
+    """An encoder of the victim's architecture as initialised from ``seed``, never trained (with
+    the victim's own seed: the victim's initial weights, its ancestor but not its copy)."""
+    if (out / "encoder.pt").exists():
+        return
+    config = load_encoder(victim / "encoder.pt").config
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_encoder(Encoder(config).eval(), out / "encoder.pt")
 
 
 def rate(k: int, n: int) -> dict:
@@ -111,15 +129,18 @@ def main() -> None:
         if not (demo / name / "encoder.pt").exists():
             print(f"stealing {name}", flush=True)
             run_steal(cfg, str(victim), demo / name, force=True)
+    for seed in (load_owner_key(victim / "owner-key.pt").seed, 12345):
+        untrained(victim, seed, demo / f"untrained-seed{seed}")
     copies = sorted(p.name for p in demo.glob("stolen-*"))
     demo_refs = sorted(p.name for p in demo.glob("independent-*"))
+    untrained_names = sorted(p.name for p in demo.glob("untrained-*"))
     zoo = [str(p) for p in zoo_members(args.zoo)]
     key = load_owner_key(victim / "owner-key.pt")
     ch = build_challenge(key, ChallengeSettings(samples=args.samples))
     owner = owner_for(load_encoder(victim / "encoder.pt"), key, ch.images)
     reps = {
         name: load_encoder(demo / name / "encoder.pt").represent(ch.images).numpy()
-        for name in copies + demo_refs
+        for name in copies + demo_refs + untrained_names
     }
     reps |= {
         Path(z).name: load_encoder(Path(z) / "encoder.pt").represent(ch.images).numpy() for z in zoo
@@ -143,7 +164,7 @@ def main() -> None:
             str(b): judge_sequential(owner, ch, reps[name], zoo_reps, b) for b in BUDGETS
         }
     nulls = [(n, zoo_reps[j], zoo_reps[:j] + zoo_reps[j + 1 :]) for j, n in enumerate(zoo_names)]
-    nulls += [(n, reps[n], zoo_reps) for n in demo_refs]
+    nulls += [(n, reps[n], zoo_reps) for n in demo_refs + untrained_names]
     for name, suspect, refs in nulls:
         print(f"null {name}", flush=True)
         results["null"][name] = judge(owner, ch, suspect, refs)
@@ -181,25 +202,26 @@ def render(results: dict) -> str:
     first = next(iter(results["copies"].values()))
     k, k_demo = first["zoo"]["references"], (first.get("demo") or first["demo-5"])["references"]
     lines = [
-        f"| copy | verdict vs the zoo ({k}) | strongest (adjusted p) | verdict vs the demo's "
-        f"{k_demo} | strongest (adjusted p) |",
-        "| --- | --- | --- | --- | --- |",
+        f"| copy | verdict vs the zoo ({k}) | margin | strongest (adjusted p) | verdict vs the "
+        f"demo's {k_demo} | margin | strongest (adjusted p) |",
+        "| --- | --- | ---: | --- | --- | ---: | --- |",
     ]
     for name, r in results["copies"].items():
         z, d = r["zoo"], r.get("demo") or r["demo-5"]
         lines.append(
-            f"| {name} | {z['verdict']} | {z['strongest']} ({_p(z['strongest_p_adjusted'])})"
-            f" | {d['verdict']} | {d['strongest']} ({_p(d['strongest_p_adjusted'])}) |"
+            f"| {name} | {z['verdict']} | {_p(z.get('p_verdict'))} | {z['strongest']} "
+            f"({_p(z['strongest_p_adjusted'])}) | {d['verdict']} | {_p(d.get('p_verdict'))} | "
+            f"{d['strongest']} ({_p(d['strongest_p_adjusted'])}) |"
         )
     lines += [
         "",
-        "| transformed copy | verdict | strongest (adjusted p) | same as untransformed |",
-        "| --- | --- | --- | --- |",
+        "| transformed copy | verdict | margin | strongest (adjusted p) | same as untransformed |",
+        "| --- | --- | ---: | --- | --- |",
     ]
     for name, r in results["transformed"].items():
         base = results["copies"][name.split("/")[0]]["zoo"]["verdict"]
         lines.append(
-            f"| {name} | {r['verdict']} | {r['strongest']} "
+            f"| {name} | {r['verdict']} | {_p(r.get('p_verdict'))} | {r['strongest']} "
             f"({_p(r['strongest_p_adjusted'])}) | {'yes' if r['verdict'] == base else 'NO'} |"
         )
     lines += [

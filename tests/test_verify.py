@@ -2,6 +2,7 @@
 white-box and black-box, several victims, and refusals of bad input."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -14,7 +15,7 @@ from sleuth.errors import SleuthError
 from sleuth.models import Encoder, load_encoder, save_encoder
 from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify, stats
 from sleuth.verify.result import TestResult
-from sleuth.verify.verdict import CLEAR_MAX_SHIFT, Decision, adjust, verdict
+from sleuth.verify.verdict import CLEAR_MAX_SHIFT, Decision, adjust, verdict, verdict_p
 
 SETTINGS = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
 
@@ -162,6 +163,26 @@ def test_the_rule_needs_two_families_and_holm_spans_everything():
     assert verdict(invalid_only)[0] == "inconclusive"
 
 
+def test_the_verdicts_margin_is_its_weaker_familys_best_adjusted_p():
+    """p_verdict is the smallest alpha at which the rule says stolen: the second smallest of the
+    families' best Holm-adjusted p (by hand: 3 tests, Holm multiplies the smallest by 3, the
+    next by 2), and stolen at alpha exactly when p_verdict <= alpha."""
+    decisions = [
+        _decision("distance", 1e-9),
+        _decision("distance", 1e-3),
+        _decision("similarity", 2e-4),
+        _decision("watermark", 0.5, counted=False),
+    ]
+    adjust(decisions, 0.01)
+    assert verdict_p(decisions) == pytest.approx(2 * 2e-4)
+    for alpha in (1e-4, 4e-4, 1e-3):
+        again = [replace(d, rejected=d.p_adjusted <= alpha) for d in decisions]
+        assert (verdict(again)[0] == "stolen") == (verdict_p(decisions) <= alpha)
+    lone = [_decision("distance", 1e-9), _decision("distance", 1e-8)]
+    adjust(lone, 0.01)
+    assert verdict_p(lone) is None
+
+
 def test_clearing_needs_evidence_of_independence():
     """not_stolen only when the suspect is typical of the references in every counted test (a
     copy far on the *unsuspicious* side is not cleared) and two families had the power to see a
@@ -257,6 +278,16 @@ def test_cli_verify_json_and_challenge(zoo, tmp_path):
     assert old.exit_code == 2 and "sleuth challenge --victim" in old.output
     bad = runner.invoke(app, ["verify", str(tmp_path / "nope.pt"), "--victim", str(zoo / "victim")])
     assert bad.exit_code == 2 and "not found" in bad.output
+    # --device: the forward passes move, the statistics do not
+    on_cpu = json.loads(runner.invoke(app, [*args, "--json", "--device", "cpu"]).stdout)
+    assert on_cpu["victims"][0]["tests"] == data["victims"][0]["tests"]
+    evaluate = ["evaluate", str(victim_file), "--task", str(zoo / "victim")]
+    for command in ([*args, "--device", "tpu"], [*evaluate, "--device", "tpu"]):
+        refused = runner.invoke(app, command)
+        assert refused.exit_code == 2 and "unknown device 'tpu'" in refused.output, command
+    if not torch.cuda.is_available():
+        missing = runner.invoke(app, [*args, "--device", "cuda"])
+        assert missing.exit_code == 2 and "CUDA is not available" in missing.output
 
 
 def _answers(zoo, tmp_path, name: str, transform=lambda a: a):

@@ -683,6 +683,11 @@ def _print_verification(result: dict[str, Any]) -> None:
             )
         style = colour[report["verdict"]]
         out.print(f"verdict: [{style}]{report['verdict']}[/] ({escape(report['reason'])})")
+        if report.get("p_verdict") is not None:
+            out.print(
+                f"margin: two families reject at any alpha >= {format_p(report['p_verdict'])}",
+                highlight=False,
+            )
         out.print(f"queries to the suspect: {report['queries']:,}", highlight=False)
 
 
@@ -786,6 +791,12 @@ def verify(
             help="Folder keeping the references' answers to each challenge (by the file's and the challenge's SHA-256), so that verifying many suspects against the same references asks them once; results are identical. Default: $SLEUTH_CACHE, else none.",
         ),
     ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where the models' forward passes run: auto (CUDA when available), cpu, cuda or cuda:N; the statistics run on the CPU."
+        ),
+    ] = "auto",
 ) -> None:
     """Was SUSPECT stolen from the victim(s)? Hypothesis tests, calibrated, combined into a verdict.
 
@@ -818,6 +829,7 @@ def verify(
         progress=progress,
         budget=budget,
         cache=cache,
+        device=device,
     )
     if as_json:
         typer.echo(result.to_json())
@@ -898,13 +910,21 @@ def evaluate(
         typer.Option("--download", help="Let torchvision download the task's dataset if missing."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where the encoder's forward passes run: auto (CUDA when available), cpu, cuda or cuda:N; the probe is fitted on the CPU."
+        ),
+    ] = "auto",
 ) -> None:
     """Linear-probe accuracy of a frozen encoder (how TA and SA are measured)."""
+    from sleuth.device import resolve_device
     from sleuth.models import load_encoder
     from sleuth.models.probe import linear_probe
 
+    model = load_encoder(encoder, arch=arch).to(resolve_device(device))
     with err.status(f"linear probe on {task}") if not as_json else nullcontext():
-        result = linear_probe(load_encoder(encoder, arch=arch), task, download=download)
+        result = linear_probe(model, task, download=download)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
@@ -1465,6 +1485,12 @@ def report_rerun(
             help="Replay a statement whose signature is not checked (an unsigned report, or no key at hand).",
         ),
     ] = False,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where the models' forward passes run: auto (CUDA when available), cpu, cuda or cuda:N (another device than the recorded one may move statistics within --rtol)."
+        ),
+    ] = "auto",
 ) -> None:
     """Re-run the recorded verification and say whether verdict and statistics are reproduced.
 
@@ -1487,7 +1513,7 @@ def report_rerun(
     predicate = _predicate(report_dir, read_statement(report_dir))
     victims, inputs = rerun_inputs(predicate)
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
-    result = run_verify(victims, **inputs, progress=progress)
+    result = run_verify(victims, **inputs, progress=progress, device=device)
     with _malformed(report_dir):
         rep = compare(predicate, result.to_dict(), rtol=rtol)
     if as_json:

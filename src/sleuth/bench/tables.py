@@ -27,6 +27,7 @@ from sleuth.bench.plan import (
 from sleuth.bench.suites import STOLENENCODER
 from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import format_p
+from sleuth.verify.verdict import weaker_family_p
 
 DASH = "–"
 
@@ -520,6 +521,7 @@ def verification(v: View) -> list[str]:
                 v.label(suspect),
                 expected,
                 verdict,
+                format_p(margin(r)),
                 *(_cell(tests.get(t)) for t in order),
                 f"{r['seconds']:.0f}",
                 few_s,
@@ -541,14 +543,15 @@ def verification(v: View) -> list[str]:
         "public images each) and the independent references (each reference against the "
         "others), α = 0.01, Holm over every counted test. A cell is the Holm-adjusted decision "
         "p-value (the larger of the analytic and the reference-calibrated p); **✓** a "
-        "rejection, n/c a test that did not count. Fewest: the smallest challenge of "
+        "rejection, n/c a test that did not count. Margin: the smallest α at which two "
+        "families reject (the weaker family's best adjusted p). Fewest: the smallest challenge of "
         f"{', '.join(str(n) for n in v.suite['fewest'])} samples that still finds the copy "
         "stolen (queries to the suspect).",
         "",
         *md(
-            ["suspect", "how it was made", "is", "verdict", *order, "seconds", "fewest"],
+            ["suspect", "how it was made", "is", "verdict", "margin", *order, "seconds", "fewest"],
             rows,
-            "llll" + "r" * (len(order) + 2),
+            "llll" + "r" * (len(order) + 3),
         ),
         "",
         f"Copies found stolen: {found} of {copies}. Independent models (references, each "
@@ -572,12 +575,20 @@ def rate(k: int, n: int) -> str:
     return f"{k} of {n} ({pct(low)}-{pct(high)} %)"
 
 
+def margin(r: dict[str, Any]) -> float | None:
+    """A verification summary's ``p_verdict``: the smallest alpha at which it is stolen."""
+    return weaker_family_p((t["family"], t["p_adjusted"]) for t in r["tests"] if t["counted"])
+
+
 def _strongest(r: dict[str, Any]) -> str:
     counted = [t for t in r["tests"] if t["counted"]]
     if not counted:
         return r["verdict"]
     best = min(counted, key=lambda t: t["p_adjusted"])
-    return f"{r['verdict']} ({best['name']} {format_p(best['p_adjusted'])})"
+    strongest = f"{best['name']} {format_p(best['p_adjusted'])}"
+    if r["verdict"] == "stolen":
+        strongest += f"; margin {format_p(margin(r))}"
+    return f"{r['verdict']} ({strongest})"
 
 
 def transformed(v: View) -> list[str]:
@@ -605,7 +616,8 @@ def transformed(v: View) -> list[str]:
         "of each coordinate's spread) and verified through the black-box route (`sleuth "
         "challenge`, answers, `verify --suspect-reps`; every reference used, as the "
         "architecture of an API is unknown). A cell: the verdict and its strongest counted test "
-        "(Holm-adjusted p).",
+        "(Holm-adjusted p) and, when stolen, its margin (the smallest α at which two families "
+        "reject).",
         "",
         *md(["copy", "as it is", *names], rows, "l" * (2 + len(names))),
         "",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
 from sleuth.fileio import sha256_file
 from sleuth.manifest import environment
@@ -36,6 +37,7 @@ from sleuth.verify.verdict import (
     adjust,
     calibrate_decision,
     verdict,
+    verdict_p,
 )
 
 Progress = Callable[[str], None]
@@ -54,6 +56,11 @@ class VictimReport:
     owner_key_digest: str = ""
     looks: list[dict[str, Any]] = field(default_factory=list)  # sequential mode: every round
 
+    @property
+    def p_verdict(self) -> float | None:
+        """The smallest alpha at which this victim's verdict would be ``stolen`` (its margin)."""
+        return verdict_p(self.decisions)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "victim": self.victim,
@@ -61,6 +68,7 @@ class VictimReport:
             "owner_key_digest": self.owner_key_digest,
             "verdict": self.verdict,
             "reason": self.reason,
+            "p_verdict": self.p_verdict,
             "queries": self.queries,
             "looks": self.looks,
             "tests": [d.to_dict() for d in self.decisions],
@@ -313,6 +321,7 @@ def sequential(
                 "alpha": level,
                 "verdict": label,
                 "smallest_p_adjusted": min(counted) if counted else None,
+                "p_verdict": verdict_p(decisions),
             }
         )
         if label == "stolen":
@@ -334,11 +343,14 @@ def run_verify(
     progress: Progress | None = None,
     budget: int | None = None,
     cache: str | Path | None = None,
+    device: str = "cpu",
 ) -> VerifyResult:
     """Verify a white-box (``suspect``) or black-box (``suspect_reps``) suspect.
 
     ``cache``: a folder keeping the references' answers to each challenge (``verify.cache``),
-    so that verifying many suspects against the same references asks them once."""
+    so that verifying many suspects against the same references asks them once. ``device``
+    runs the models' forward passes (``auto``, ``cpu``, ``cuda``, ``cuda:N``); the statistics
+    run on the CPU either way."""
     start = time.perf_counter()
     settings = settings or ChallengeSettings()
     inputs = {
@@ -381,8 +393,9 @@ def run_verify(
     references = expand_references(references)
     inputs["references"] = [_absolute(r) for r in references]
     suspect_file = _encoder_file(suspect) if suspect is not None else _resolved(Path(suspect_reps))
-    suspect_model = _load_model(suspect, arch) if suspect is not None else None
-    ref_models = [_load_model(r) for r in references]
+    dev = resolve_device(device)
+    suspect_model = _load_model(suspect, arch).to(dev) if suspect is not None else None
+    ref_models = [_load_model(r).to(dev) for r in references]
     digests = {r: sha256_file(_encoder_file(r)) for r in references}
     answers = AnswerCache.at(cache)
     used = _comparable(suspect_model, ref_models)
@@ -391,7 +404,7 @@ def run_verify(
     all_decisions: list[Decision] = []
     for victim in victims:
         enc_file, key_file = _victim_files(victim)
-        victim_model, key = load_encoder(enc_file), load_owner_key(key_file)
+        victim_model, key = load_encoder(enc_file).to(dev), load_owner_key(key_file)
         say(f"challenge for {victim}")
         ch = build_challenge(key, settings)
         if key_record is not None:

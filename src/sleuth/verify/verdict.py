@@ -22,6 +22,7 @@ The rule (docs/verification.md gives the reasoning):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,3 +181,21 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
         "too few references or valid tests to clear the suspect: fewer than two families could "
         f"have rejected a score {CLEAR_MAX_SHIFT:g} reference sds away"
     )
+
+
+def verdict_p(decisions: list[Decision]) -> float | None:
+    """The smallest alpha at which these decisions are judged ``stolen``: the second smallest of
+    the families' best Holm-adjusted p-values (a stolen verdict needs rejections from two
+    families, and Holm's adjusted p-values do not depend on alpha). This is the margin of a
+    verdict: how far under alpha its weaker family of evidence sits. None with fewer than two
+    families counted."""
+    return weaker_family_p((d.result.family, d.p_adjusted) for d in decisions if d.counted)
+
+
+def weaker_family_p(counted: Iterable[tuple[str, float]]) -> float | None:
+    """``verdict_p`` from (family, Holm-adjusted p) of the counted tests."""
+    best: dict[str, float] = {}
+    for family, p in counted:
+        if p is not None and math.isfinite(p):
+            best[family] = min(best.get(family, 1.0), p)
+    return sorted(best.values())[1] if len(best) >= 2 else None
