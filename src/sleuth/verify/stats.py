@@ -359,10 +359,11 @@ def fit_alignment(src_fit: np.ndarray, dst_fit: np.ndarray) -> Alignment:
 
     A source wider than its destination is refused (``ValueError``): projecting it onto its
     best-matching subspace is extra freedom that would flatter independent encoders, so callers
-    map the narrower model into the wider one instead. Deliberately NOT a general linear map:
-    measured while planning, a fitted linear map (R² ≈ 0.95) made independent SimCLR encoders look
-    as close to the victim as stolen copies, whereas orthogonal maps kept stolen copies (≈ 0.98
-    cosine) apart from independent encoders (≤ 0.88). Fit on rows other than those you score.
+    map the narrower model into the wider one instead. Deliberately not a general linear map
+    (that is :func:`fit_linear_map`, a test of its own): measured while planning, a fitted linear
+    map (R² ≈ 0.95) made independent SimCLR encoders look as close to the victim as stolen copies
+    in absolute terms, whereas orthogonal maps kept stolen copies (≈ 0.98 cosine) apart from
+    independent encoders (≤ 0.88). Fit on rows other than those you score.
     """
     src, dst = _matrix(src_fit, "src_fit"), _matrix(dst_fit, "dst_fit")
     if len(src) != len(dst) or len(src) < 2:
