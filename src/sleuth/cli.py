@@ -1398,16 +1398,9 @@ def report_show(
     ] = False,
 ) -> None:
     """Print a report's summary; with --pub only once its signature and files check (exit 1 if not)."""
-    from sleuth.reports import check_report, load_public_key, read_statement
+    from sleuth.reports import read_statement
 
-    signer = None
-    if pub is not None:
-        check = check_report(report_dir, load_public_key(pub))
-        if not check.ok:
-            for problem in check.problems:
-                err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
-            raise typer.Exit(1)
-        signer = check.signer
+    signer = _checked_signer(report_dir, pub) if pub is not None else None
     predicate = _predicate(report_dir, read_statement(report_dir))
     if as_json:
         out.print_json(json.dumps(predicate))
@@ -1430,6 +1423,19 @@ def report_show(
             highlight=False,
         )
     typer.echo(shown.get(), nl=False)
+
+
+def _checked_signer(report_dir: Path, pub: Path) -> str | None:
+    """The signer of a report whose signature and files check with ``pub``; else every problem
+    on stderr and exit 1."""
+    from sleuth.reports import check_report, load_public_key
+
+    check = check_report(report_dir, load_public_key(pub))
+    if not check.ok:
+        for problem in check.problems:
+            err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
+        raise typer.Exit(1)
+    return check.signer
 
 
 def _predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
@@ -1496,15 +1502,11 @@ def report_rerun(
 
     Exit 0 when reproduced, 1 when not (or when --pub does not check).
     """
-    from sleuth.reports import check_report, compare, load_public_key, read_statement, rerun_inputs
+    from sleuth.reports import compare, read_statement, rerun_inputs
     from sleuth.verify import run_verify
 
     if pub is not None:
-        check = check_report(report_dir, load_public_key(pub))
-        if not check.ok:
-            for problem in check.problems:
-                err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
-            raise typer.Exit(1)
+        _checked_signer(report_dir, pub)
     elif not unsigned_ok:
         raise SleuthError(
             "rerun replays a checked statement only: give --pub KEY (the signer's public key), "
