@@ -194,8 +194,8 @@ def main() -> None:
     print(render(results))
 
 
-def _p(x: float) -> str:
-    return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
 
 
 def render(results: dict) -> str:
