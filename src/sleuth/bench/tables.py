@@ -645,14 +645,15 @@ def sequential(v: View) -> list[str]:
         )
     budget = v.suite.get("sequential_budget")
     return [
-        f"`sleuth verify --budget {budget}`: the challenge in rounds of 10, 20, 40, ... samples "
-        "(two queries each), stopping at the first `stolen`; α spent in proportion to each "
+        f"`sleuth verify --budget {budget}`: the challenge in rounds of 10, 20, 40, ... private "
+        "images (one query each), stopping at the first `stolen`; α spent in proportion to each "
         "round's samples, so the false-accusation rate holds at any stopping time "
         "(docs/verification.md). Queries: distinct images the suspect answered.",
         "",
         *md(["suspect", "is", "verdict", "queries", "rounds"], rows, "lllrr"),
         "",
-        f"Copies of at least 2,000 queries found stolen within {budget} queries: {found} of "
+        f"Copies of at least {v.suite.get('sequential_copies', 2000):,} queries found stolen "
+        f"within {budget} queries: {found} of "
         f"{copies}. Independent models accused: {rate(accused, independents)}.",
     ]
 
