@@ -341,7 +341,7 @@ def test_typicality_two_sided_and_detectable_shift():
     # symmetric: far below is as atypical as far above
     assert stats.typicality(0.2, refs) == pytest.approx(stats.typicality(1.8, refs))
     m, s, k = np.mean(refs), np.std(refs, ddof=1), len(refs)
-    t = (1.3 - m) / (s * math.sqrt(1 + 1 / k))
+    t = (1.3 - m) / (s * math.sqrt(1 + 1 / k))  # here the sd is smaller than Qn: it is the scale
     assert stats.typicality(1.3, refs) == pytest.approx(2 * st.t.sf(t, k - 1))
     assert math.isnan(stats.typicality(1.0, refs[:2]))
     assert stats.typicality(1.0, [1.0, 1.0, 1.0]) == 1.0
@@ -354,13 +354,31 @@ def test_typicality_two_sided_and_detectable_shift():
     assert math.isinf(stats.detectable_shift(2, 0.001))
 
 
-def test_typicality_null_rate():
-    """H0: the suspect is one more normal draw like the references: the two-sided p is uniform."""
+@pytest.mark.parametrize("k", [6, 14])
+def test_typicality_null_rate(k):
+    """H0: the suspect is one more normal draw like the references: the two-sided p is close to
+    uniform (the smaller of the sd and Qn makes it slightly anti-conservative, which withholds a
+    clearance and never accuses)."""
     rng = np.random.default_rng(22)
-    draws = [rng.normal(size=7) for _ in range(2000)]
+    draws = [rng.normal(size=k + 1) for _ in range(2000)]
     p = [stats.typicality(d[0], d[1:]) for d in draws]
-    assert rate(p) <= upper_bound(len(p))
+    assert rate(p) <= upper_bound(len(p)) + 0.01
     assert rate(p) > 0.03
+
+
+def test_a_few_unlike_references_do_not_make_a_copy_typical():
+    """H1: the suspect sits 6 sds from fourteen like references; two references of another kind
+    (8 sds away on the other side) inflate the standard deviation 3x. The robust scale keeps the
+    suspect atypical where the sd alone would call it typical, by a factor of two at least."""
+    rng = np.random.default_rng(5)
+    like = rng.normal(size=14)
+    like = (like - like.mean()) / like.std(ddof=1)
+    refs = [*like, 8.0, 8.5]
+    m, sd, k = np.mean(refs), np.std(refs, ddof=1), len(refs)
+    by_sd = 2 * st.t.sf(abs(-6.0 - m) / (sd * math.sqrt(1 + 1 / k)), k - 1)
+    assert by_sd > 0.05 / 9  # typical by the sd alone, at Holm's first step over nine tests
+    assert stats.typicality(-6.0, refs) < 0.05 / 9 / 2
+    assert stats.typicality(0.0, refs) > 0.5  # one of the fourteen stays typical
 
 
 def test_linear_cka_invariances():

@@ -47,7 +47,8 @@ DECISION_RULE = (
     "Holm's correction runs over every counted test of every victim at alpha. stolen: "
     "rejections from at least two families of evidence. not_stolen: no adjusted p below "
     f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
-    f"Holm at {CLEAR}), and in at least two families a test that would have rejected a score "
+    f"on the smaller of their standard deviation and a robust scale, Holm at {CLEAR}), and in at "
+    "least two families a test that would have rejected a score "
     f"{CLEAR_MAX_SHIFT:g} reference standard deviations away. Otherwise inconclusive."
 )
 
