@@ -23,7 +23,7 @@ from sleuth.data.watermark import RotationWatermark
 from sleuth.embed import from_preset, run_embed
 from sleuth.embed.run import watermark_accuracy
 from sleuth.models import load_encoder, load_owner_key
-from sleuth.models.probe import linear_probe
+from sleuth.probe import linear_probe
 
 
 def train(name: str, out: Path, **overrides) -> dict:

@@ -400,7 +400,7 @@ def peers() -> list[str]:
         "during the other trainers' turns, work their clock would not see). Images/s over the "
         "trainer's own steps after its first (which also builds the model; its seconds are in "
         "the results); peak RSS of its process at the end of training; linear probe "
-        f"(`sleuth.models.probe`, the same for all) on `{r['task']}`.",
+        f"(`sleuth.probe`, the same for all) on `{r['task']}`.",
         "",
         "| network | trainer | images/s | ratio to lightly | peak RSS MB | probe acc. % | final loss |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",

@@ -920,7 +920,7 @@ def evaluate(
     """Linear-probe accuracy of a frozen encoder (how TA and SA are measured)."""
     from sleuth.device import resolve_device
     from sleuth.models import load_encoder
-    from sleuth.models.probe import linear_probe
+    from sleuth.probe import linear_probe
 
     model = load_encoder(encoder, arch=arch).to(resolve_device(device))
     with err.status(f"linear probe on {task}") if not as_json else nullcontext():

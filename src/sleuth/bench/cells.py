@@ -29,7 +29,7 @@ from sleuth.embed.trainer import train
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, sha256_file
 from sleuth.models import Encoder, encoder_config, load_encoder, load_owner_key, save_encoder
-from sleuth.models.probe import linear_probe, probe_accuracy
+from sleuth.probe import linear_probe, probe_accuracy
 from sleuth.steal import StealConfig, attacker_images, run_steal, unqueried_images
 from sleuth.steal.defences import Defence, make_defence, parse_defence
 from sleuth.steal.evasion import finetune, prune, transform_outputs

@@ -18,7 +18,7 @@ from sleuth.errors import SleuthError
 from sleuth.fileio import check_out_dir, check_out_file
 from sleuth.manifest import write_manifest
 from sleuth.models import DEFAULT_ARCH, Encoder, encoder_config, load_owner_key, save_encoder
-from sleuth.models.probe import linear_probe
+from sleuth.probe import linear_probe
 from sleuth.steal.attacks import METHODS, AttackContext, Progress, images_needed
 from sleuth.steal.config import StealConfig
 from sleuth.steal.defences import Defence, parse_defence
