@@ -65,8 +65,8 @@ def main() -> None:
     for victim in ("victim-half", "victim-flip"):
         key = load_owner_key(args.out / victim / "owner-key.pt")
         wm = RotationWatermark.from_list(key.watermark["intervals"])
-        data = load_images(key.split["data_spec"], key.split["part"])
-        private = data.images[torch.as_tensor(key.split["private"][:2000])]
+        data = load_images(key.split.data_spec, key.split.part)
+        private = data.images[torch.as_tensor(key.split.private[:2000])]
         results["runs"][victim]["scored_on_predictor"] = {
             name: watermark_accuracy(
                 load_encoder(args.out / name / "encoder.pt"),

@@ -75,8 +75,8 @@ def _victim_version(ctx: Context, victim: str) -> tuple[str, int]:
 def _owner_images(victim_dir: Path, role: str, limit: int | None = None) -> ImageSet:
     """The victim owner's ``role`` ("private" or "public") images, in split order."""
     key = load_owner_key(victim_dir / "owner-key.pt")
-    data = load_images(key.split["data_spec"], key.split["part"])
-    return data.subset(key.split[role][:limit])
+    data = load_images(key.split.data_spec, key.split.part)
+    return data.subset(getattr(key.split, role)[:limit])
 
 
 @functools.lru_cache(maxsize=4)

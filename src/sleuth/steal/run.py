@@ -52,12 +52,12 @@ def _surrogate(cfg: StealConfig, victim: str):
     if not key_file.exists():
         raise SleuthError(f"--public-split needs the victim's owner key beside it: {key_file}")
     split = load_owner_key(key_file).split
-    if split["fingerprint"] != fingerprint(data):
+    if split.fingerprint != fingerprint(data):
         raise SleuthError(
             f"--data {cfg.data} ({cfg.part}) is not the data the victim's split was drawn from "
-            f"({split['data_spec']}, {split['part']})"
+            f"({split.data_spec}, {split.part})"
         )
-    return data.subset(split["public"])
+    return data.subset(split.public)
 
 
 def _query_order(cfg: StealConfig, data: ImageSet) -> torch.Tensor:
