@@ -61,7 +61,7 @@ def test_resume_after_interruption_gives_the_same_encoder(tiny_npz, tmp_path):
     assert cfg.wm_intervals == "random"  # the default: a secret per owner
 
     def kill_in_third_epoch(ev):
-        if ev["epoch"] == 3:
+        if ev.epoch == 3:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -22,6 +22,16 @@ from rich.table import Table
 
 from sleuth import __version__
 from sleuth.errors import SleuthError
+from sleuth.progress import (
+    BenchEvent,
+    CellDone,
+    CellReused,
+    CellsPlanned,
+    CellStarted,
+    EmbedStep,
+    StageStep,
+    TrainStep,
+)
 
 app = typer.Typer(
     name="sleuth",
@@ -125,18 +135,16 @@ class EmbedProgress(_Bars):
         )
         self.task: Any = None
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        total = ev["epochs"] * ev["steps"]
-        done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+    def __call__(self, ev: EmbedStep) -> None:
         fields = {
-            "epoch": f"{ev['epoch']}/{ev['epochs']}",
-            "loss": ev["loss"],
-            "wm": ev["wm_acc"],
-            "ips": ev["images_per_s"],
+            "epoch": f"{ev.epoch}/{ev.epochs}",
+            "loss": ev.loss,
+            "wm": ev.wm_acc,
+            "ips": ev.images_per_s,
         }
         if self.task is None:
-            self.task = self.bar.add_task("embed", total=total, **fields)
-        self.bar.update(self.task, completed=done, **fields)
+            self.task = self.bar.add_task("embed", total=ev.total, **fields)
+        self.bar.update(self.task, completed=ev.done, **fields)
 
 
 def _arch_options(items: list[str]) -> dict[str, Any] | None:
@@ -388,17 +396,14 @@ class StageProgress(_Bars):
         )
         self.tasks: dict[str, Any] = {}
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        stage = ev["stage"]
-        if stage == "query":
-            total, done, info = ev["total"], ev["done"], f"{ev['done']} queries"
+    def __call__(self, ev: TrainStep | StageStep) -> None:
+        if isinstance(ev, TrainStep):
+            info = f"epoch {ev.epoch}/{ev.epochs} loss {ev.loss:.4f}"
         else:
-            total = ev["epochs"] * ev["steps"]
-            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
-            info = f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4f}"
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(stage, total=total, info=info)
-        self.bar.update(self.tasks[stage], completed=done, info=info)
+            info = f"{ev.done} queries"
+        if ev.stage not in self.tasks:
+            self.tasks[ev.stage] = self.bar.add_task(ev.stage, total=ev.total, info=info)
+        self.bar.update(self.tasks[ev.stage], completed=ev.done, info=info)
 
 
 @app.command()
@@ -1075,24 +1080,22 @@ class BenchProgress(_Bars):
         self.cells: Any = None
         self.step: Any = None
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        kind = ev["event"]
-        if kind == "plan":
-            self.cells = self.bar.add_task("cells", total=ev["total"])
-        elif kind == "reuse":
-            self.bar.update(self.cells, completed=ev["index"])
-        elif kind == "start":
-            self.bar.update(self.cells, completed=ev["index"] - 1, description=ev["key"])
-            if self.step is None:
-                self.step = self.bar.add_task("", total=None)
-            self.bar.reset(self.step, description="  starting", total=None)
-        elif kind == "step":
-            self.bar.update(
-                self.step, description=f"  {ev['stage']}", total=ev["total"], completed=ev["done"]
-            )
-        elif kind == "done":
-            self.bar.update(self.cells, completed=ev["index"])
-            self.bar.console.print(f"{ev['key']}: {ev['seconds']:.0f} s", highlight=False)
+    def __call__(self, ev: BenchEvent) -> None:
+        match ev:
+            case CellsPlanned(total=total):
+                self.cells = self.bar.add_task("cells", total=total)
+            case CellReused(index=index):
+                self.bar.update(self.cells, completed=index)
+            case CellStarted(key=key, index=index):
+                self.bar.update(self.cells, completed=index - 1, description=key)
+                if self.step is None:
+                    self.step = self.bar.add_task("", total=None)
+                self.bar.reset(self.step, description="  starting", total=None)
+            case StageStep(stage=stage, done=done, total=total):
+                self.bar.update(self.step, description=f"  {stage}", total=total, completed=done)
+            case CellDone(key=key, index=index, seconds=seconds):
+                self.bar.update(self.cells, completed=index)
+                self.bar.console.print(f"{key}: {seconds:.0f} s", highlight=False)
 
 
 @app.command()

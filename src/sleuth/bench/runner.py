@@ -32,19 +32,21 @@ from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write_text
 from sleuth.manifest import environment, source_digest
+from sleuth.progress import BenchEvent, CellDone, CellReused, CellsPlanned, CellStarted
 
 FORMAT = "sleuth-bench"
 BENCH_FILE = "bench.json"
 RESULTS_FILE = "results.json"
 TABLES_FILE = "tables.md"
 PLOT_FILE = "scaling.png"
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[BenchEvent], None]
 # modules that plan, print or render cells without deciding a cell's result: a change to them
 # reuses the finished cells (what the plan decides is in each cell's params)
 NOT_CELL_CODE = (
     "__main__.py",
     "cli.py",
     "demo.py",
+    "progress.py",
     "reports/",
     "bench/runner.py",
     "bench/plan.py",
@@ -245,18 +247,18 @@ def run_bench(
         atomic_write_text(out / BENCH_FILE, json.dumps(identity, indent=2) + "\n")
     hardware = machine(device)
     selected = bench.plan.select(groups)
-    ctx = Context(out, device, step=lambda ev: progress({"event": "step", **ev}))
+    ctx = Context(out, device, step=progress)
     runs: dict[str, str] = {}
     ran, reused = [], []
-    progress({"event": "plan", "total": len(selected)})
+    progress(CellsPlanned(len(selected)))
     for index, cell in enumerate(selected, 1):
         rec = bench.fresh(cell, runs)
         if rec is not None:
             runs[cell.key] = rec["run_id"]
             reused.append(cell.key)
-            progress({"event": "reuse", "key": cell.key, "index": index})
+            progress(CellReused(cell.key, index))
             continue
-        progress({"event": "start", "key": cell.key, "label": cell.label, "index": index})
+        progress(CellStarted(cell.key, index, cell.label))
         t0 = time.perf_counter()
         result = KINDS[cell.kind](ctx, cell)
         record = {
@@ -276,7 +278,7 @@ def run_bench(
         atomic_write_text(bench.cell_file(cell.key), json.dumps(record, indent=2) + "\n")
         runs[cell.key] = record["run_id"]
         ran.append(cell.key)
-        progress({"event": "done", "key": cell.key, "index": index, "seconds": record["seconds"]})
+        progress(CellDone(cell.key, index, record["seconds"]))
     return _write_outputs(bench, ran, reused, hardware, time.perf_counter() - start)
 
 
