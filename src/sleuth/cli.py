@@ -1401,10 +1401,10 @@ def report_show(
     ] = False,
 ) -> None:
     """Print a report's summary; with --pub only once its signature and files check (exit 1 if not)."""
-    from sleuth.reports import read_statement
+    from sleuth.reports import read_statement, verification_predicate
 
     signer = _checked_signer(report_dir, pub) if pub is not None else None
-    predicate = _predicate(report_dir, read_statement(report_dir))
+    predicate = verification_predicate(report_dir, read_statement(report_dir))
     if as_json:
         out.print_json(json.dumps(predicate))
         return
@@ -1439,17 +1439,6 @@ def _checked_signer(report_dir: Path, pub: Path) -> str | None:
             err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
         raise typer.Exit(1)
     return check.signer
-
-
-def _predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
-    """The statement's predicate, if the statement is an object holding one."""
-    predicate = statement.get("predicate") if isinstance(statement, dict) else None
-    shapes = {"victims": list, "report": dict, "verification": dict}
-    if not isinstance(predicate, dict) or not all(
-        isinstance(predicate.get(k), t) for k, t in shapes.items()
-    ):
-        raise SleuthError(f"{report_dir}: the statement holds no verification predicate")
-    return predicate
 
 
 @contextmanager
@@ -1505,8 +1494,7 @@ def report_rerun(
 
     Exit 0 when reproduced, 1 when not (or when --pub does not check).
     """
-    from sleuth.reports import compare, read_statement, rerun_inputs
-    from sleuth.verify import run_verify
+    from sleuth.reports import replay
 
     if pub is not None:
         _checked_signer(report_dir, pub)
@@ -1515,12 +1503,8 @@ def report_rerun(
             "rerun replays a checked statement only: give --pub KEY (the signer's public key), "
             "or --unsigned-ok to replay it unchecked"
         )
-    predicate = _predicate(report_dir, read_statement(report_dir))
-    victims, inputs = rerun_inputs(predicate)
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
-    result = run_verify(victims, **inputs, progress=progress, device=device)
-    with _malformed(report_dir):
-        rep = compare(predicate, result.to_dict(), rtol=rtol)
+    rep = replay(report_dir, rtol=rtol, device=device, progress=progress)
     if as_json:
         out.print_json(json.dumps(rep.to_dict()))
     else:
