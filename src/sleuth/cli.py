@@ -1104,7 +1104,7 @@ def bench(
     suite: Annotated[
         str,
         typer.Option(
-            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers or peers-quick: sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]')."
+            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers or peers-quick: sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]'); foundation: the demo preset's cost, watermark strength and utility (two victims, the recipe unwatermarked, three references)."
         ),
     ] = "quick",
     data: Annotated[
@@ -1149,6 +1149,7 @@ def bench(
     Finished cells are reused: an interrupted bench resumes where it stopped.
     """
     from sleuth.bench import open_bench, run_bench
+    from sleuth.bench.foundation import FOUNDATION_SUITES
     from sleuth.bench.peers import PEER_SUITES
 
     folder = out_dir or Path(f"runs/bench-{suite}")
@@ -1156,12 +1157,13 @@ def bench(
         from sleuth.fileio import check_writable
 
         check_writable(folder)
-    if suite in PEER_SUITES:
+    if suite in PEER_SUITES or suite in FOUNDATION_SUITES:
         if only is not None or list_cells:
             raise SleuthError(
                 f"--only and --list are options of the papers' suites, not of {suite}"
             )
-        _bench_peers(suite, folder, data, task, device, quiet or as_json, as_json)
+        run = _bench_peers if suite in PEER_SUITES else _bench_foundation
+        run(suite, folder, data, task, device, quiet or as_json, as_json)
         return
     groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
     planned = open_bench(suite, folder, data=data, task=task)
@@ -1228,6 +1230,49 @@ def _bench_peers(
             f"{t['ratio']:.2f}×",
             f"{t['peak_rss_mb']:.0f}",
             probe,
+        )
+    out.print(table)
+    out.print(f"results: {result.path}", highlight=False)
+
+
+def _bench_foundation(
+    suite: str,
+    folder: Path,
+    data: str | None,
+    task: str | None,
+    device: str,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """``bench --suite foundation``: the watermark's cost and strength (sleuth.bench.foundation)."""
+    from sleuth.bench.foundation import run_foundation
+
+    with BenchProgress(enabled=not quiet) as progress:
+        result = run_foundation(
+            suite, folder, data=data, task=task, device=device, progress=progress
+        )
+    if as_json:
+        out.print_json(json.dumps(result.results))
+        return
+    runs = result.results["runs"]
+    victims = [name for name, r in runs.items() if "scored_on_predictor" in r]
+    table = Table(
+        "encoder",
+        "train s",
+        "images/s",
+        "own watermark",
+        "probe acc.",
+        *(f"on {v}" for v in victims),
+    )
+    for name, r in runs.items():
+        own = r["own_watermark_accuracy"]
+        table.add_row(
+            name,
+            f"{r['train_s']:.1f}",
+            f"{r['images_per_s']:.0f}",
+            "-" if own is None else f"{own:.3f}",
+            f"{r['probe_accuracy']:.4f}",
+            *(f"{runs[v]['scored_on_predictor'][name]:.3f}" for v in victims),
         )
     out.print(table)
     out.print(f"results: {result.path}", highlight=False)
