@@ -67,3 +67,27 @@ def test_cli_refuses_what_the_foundation_suite_has_not(tmp_path):
     res = runner.invoke(app, ["bench", "--suite", "foundation", "--out", str(busy)])
     assert res.exit_code == 2 and "holds no bench" in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_prints_every_encoder_on_every_predictor(ran, monkeypatch):
+    """The CLI's table: a row per encoder and a column per victim's predictor; --json is the
+    results file's content."""
+    from rich.console import Console
+
+    from sleuth import cli
+
+    data, out, result = ran
+    monkeypatch.setitem(FOUNDATION_SUITES, TINY.name, TINY)
+    wide = Console(record=True, width=200, force_terminal=False)
+    monkeypatch.setattr(cli, "out", wide)
+    runner = CliRunner()
+    args = ["bench", "--suite", TINY.name, "--data", data, "--out", str(out), "--device", "cpu"]
+    res = runner.invoke(app, [*args, "--quiet"])
+    shown = wide.export_text()
+    assert res.exit_code == 0, res.output
+    assert "on victim-flip" in shown and "ref-seed2" in shown
+    assert f"{result.results['runs']['plain-seed0']['probe_accuracy']:.4f}" in shown
+    monkeypatch.undo()
+    monkeypatch.setitem(FOUNDATION_SUITES, TINY.name, TINY)
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["runs"] == result.results["runs"]

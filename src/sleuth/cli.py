@@ -1162,8 +1162,7 @@ def bench(
             raise SleuthError(
                 f"--only and --list are options of the papers' suites, not of {suite}"
             )
-        run = _bench_peers if suite in PEER_SUITES else _bench_foundation
-        run(suite, folder, data, task, device, quiet or as_json, as_json)
+        _bench_beside(suite, folder, data, task, device, quiet or as_json, as_json)
         return
     groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
     planned = open_bench(suite, folder, data=data, task=task)
@@ -1203,7 +1202,7 @@ def bench(
     _print_summary("sleuth bench", {**shown, "left_out": "; ".join(result.notes) or None})
 
 
-def _bench_peers(
+def _bench_beside(
     suite: str,
     folder: Path,
     data: str | None,
@@ -1212,16 +1211,28 @@ def _bench_peers(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """``bench --suite peers*``: sleuth's trainer beside lightly's (sleuth.bench.peers)."""
+    """The suites beside the papers': peers* (sleuth's trainer beside lightly's,
+    sleuth.bench.peers) and foundation (the watermark's cost and strength)."""
+    from sleuth.bench.foundation import FOUNDATION_SUITES, run_foundation
     from sleuth.bench.peers import run_peers
 
+    run, table = (
+        (run_foundation, _foundation_table)
+        if suite in FOUNDATION_SUITES
+        else (run_peers, _peers_table)
+    )
     with BenchProgress(enabled=not quiet) as progress:
-        result = run_peers(suite, folder, data=data, task=task, device=device, progress=progress)
+        result = run(suite, folder, data=data, task=task, device=device, progress=progress)
     if as_json:
         out.print_json(json.dumps(result.results))
         return
+    out.print(table(result.results))
+    out.print(f"results: {result.path}", highlight=False)
+
+
+def _peers_table(results: dict[str, Any]) -> Table:
     table = Table("network", "trainer", "images/s", "ratio", "peak RSS MB", "probe acc.")
-    for t in result.results["trainers"]:
+    for t in results["trainers"]:
         probe = "-" if t["probe_acc"] is None else f"{t['probe_acc']:.4f}"
         table.add_row(
             t["arch"],
@@ -1231,39 +1242,14 @@ def _bench_peers(
             f"{t['peak_rss_mb']:.0f}",
             probe,
         )
-    out.print(table)
-    out.print(f"results: {result.path}", highlight=False)
+    return table
 
 
-def _bench_foundation(
-    suite: str,
-    folder: Path,
-    data: str | None,
-    task: str | None,
-    device: str,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """``bench --suite foundation``: the watermark's cost and strength (sleuth.bench.foundation)."""
-    from sleuth.bench.foundation import run_foundation
-
-    with BenchProgress(enabled=not quiet) as progress:
-        result = run_foundation(
-            suite, folder, data=data, task=task, device=device, progress=progress
-        )
-    if as_json:
-        out.print_json(json.dumps(result.results))
-        return
-    runs = result.results["runs"]
+def _foundation_table(results: dict[str, Any]) -> Table:
+    runs = results["runs"]
     victims = [name for name, r in runs.items() if "scored_on_predictor" in r]
-    table = Table(
-        "encoder",
-        "train s",
-        "images/s",
-        "own watermark",
-        "probe acc.",
-        *(f"on {v}" for v in victims),
-    )
+    head = ("encoder", "train s", "images/s", "own watermark", "probe acc.")
+    table = Table(*head, *(f"on {v}" for v in victims))
     for name, r in runs.items():
         own = r["own_watermark_accuracy"]
         table.add_row(
@@ -1274,8 +1260,7 @@ def _bench_foundation(
             f"{r['probe_accuracy']:.4f}",
             *(f"{runs[v]['scored_on_predictor'][name]:.3f}" for v in victims),
         )
-    out.print(table)
-    out.print(f"results: {result.path}", highlight=False)
+    return table
 
 
 PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"
