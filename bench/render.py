@@ -28,12 +28,15 @@ def load(name: str) -> dict:
 def foundation() -> list[str]:
     f = load("foundation")
     if not f:
-        return ["*(not run yet: `python bench/foundation.py`)*"]
+        return ["*(not run yet: `sleuth bench --suite foundation --out runs/bench-foundation`)*"]
     runs = f["runs"]
+    machine = f["machine"] if isinstance(f["machine"], str) else machine_line(f["machine"])
+    # results from before the suite came from bench/foundation.py, which recorded no command
+    command = " ".join(f["command"]) if "command" in f else "python bench/foundation.py --refs 3"
     out = [
-        f"Machine: {f['machine']}.",
+        f"Machine: {machine}.",
         "",
-        "Command: `python bench/foundation.py --refs 3` (demo preset: smallresnet, 30 epochs, "
+        f"Command: `{command}` (demo preset: smallresnet, 30 epochs, "
         "batch 256, Adam 1e-3 cosine; 4,000 private training images of the embedded data).",
         "",
         "| encoder | train s | images/s | own watermark acc. | linear probe (demo) |",
@@ -400,7 +403,7 @@ def peers() -> list[str]:
         "during the other trainers' turns, work their clock would not see). Images/s over the "
         "trainer's own steps after its first (which also builds the model; its seconds are in "
         "the results); peak RSS of its process at the end of training; linear probe "
-        f"(`sleuth.models.probe`, the same for all) on `{r['task']}`.",
+        f"(`sleuth.probe`, the same for all) on `{r['task']}`.",
         "",
         "| network | trainer | images/s | ratio to lightly | peak RSS MB | probe acc. % | final loss |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",

@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 from sleuth.bench.runner import machine
 from sleuth.data import load_images, to_float
 from sleuth.models import load_encoder
-from sleuth.models.probe import linear_probe, probe_accuracy
+from sleuth.probe import linear_probe, probe_accuracy
 from sleuth.serve.process import Postgres, Server
 from sleuth.serve.store import Store
 from sleuth.steal import StealConfig, run_steal

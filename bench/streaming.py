@@ -157,7 +157,7 @@ def _split(out: Path) -> str:
 
     from sleuth.models import load_owner_key
 
-    split = load_owner_key(out / "owner-key.pt").split
+    split = load_owner_key(out / "owner-key.pt").split.to_dict()
     record = {k: split[k] for k in ("private", "public", "seed", "public_fraction", "fingerprint")}
     return hashlib.sha256(json.dumps(record).encode()).hexdigest()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sleuth.data import InputSpec
+from sleuth.data import InputSpec, OwnerSplit
 from sleuth.errors import SleuthError
 from sleuth.models import (
     Encoder,
@@ -117,23 +117,108 @@ def test_missing_file_and_wrong_format(tmp_path):
         load_encoder(path)
 
 
+SPLIT = {
+    "data_spec": "demo",
+    "part": "train",
+    "fingerprint": "ab" * 32,
+    "private": [0, 2],
+    "public": [1],
+    "seed": 3,
+    "public_fraction": 0.5,
+}
+
+
+def _key_heads():
+    torch.manual_seed(0)
+    return projection_head(8, 8, 4), augmentation_predictor(8, 6, 2)
+
+
 def test_owner_key_round_trip(tmp_path):
-    head, pred = projection_head(8, 8, 4), augmentation_predictor(8, 6, 2)
+    head, pred = _key_heads()
     key = OwnerKey(
         rep_dim=8,
         projection={"hidden_dim": 8, "out_dim": 4, "state_dict": head.state_dict()},
         predictor={"hidden_dim": 6, "n_classes": 2, "state_dict": pred.state_dict()},
         watermark={"kind": "rotation", "intervals": [[0.0, 180.0], [180.0, 360.0]]},
-        split={"data_spec": "demo", "fingerprint": "ab" * 32, "private": [0, 2], "public": [1]},
+        split=OwnerSplit.from_dict(SPLIT),
         seed=7,
         config={"epochs": 1},
     )
     back = load_owner_key(save_owner_key(key, tmp_path / "owner-key.pt"))
     assert back.split == key.split and back.watermark == key.watermark and back.seed == 7
+    assert back.split.private == (0, 2) and back.split.public_fraction == 0.5
     h = torch.randn(3, 8)
     with torch.no_grad():
         assert torch.equal(back.augmentation_predictor()(h), pred.eval()(h))
         assert torch.equal(back.projection_head()(h), head.eval()(h))
+
+
+def _old_key_file(path: Path, split=SPLIT) -> Path:
+    """An owner key as sleuth wrote it while its split was a plain dict (docs/formats.md)."""
+    head, pred = _key_heads()
+    obj = {
+        "format": "sleuth-owner-key",
+        "format_version": 1,
+        "rep_dim": 8,
+        "projection": {"hidden_dim": 8, "out_dim": 4, "state_dict": head.state_dict()},
+        "predictor": {"hidden_dim": 6, "n_classes": 2, "state_dict": pred.state_dict()},
+        "watermark": {"kind": "rotation", "intervals": [[0.0, 180.0], [180.0, 360.0]]},
+        "split": split,
+        "seed": 7,
+        "config": {"epochs": 1},
+    }
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+    return path
+
+
+def test_an_owner_key_written_before_the_split_was_typed_loads_the_same(tmp_path):
+    """The split's fields read back from an old key, and writing it again gives the same
+    bytes: the file format did not change."""
+    old = _old_key_file(tmp_path / "old.pt")
+    key = load_owner_key(old)
+    assert key.split.to_dict() == SPLIT
+    assert (key.split.data_spec, key.split.part, key.split.fingerprint) == (
+        "demo",
+        "train",
+        "ab" * 32,
+    )
+    assert (key.split.private, key.split.public, key.split.seed) == ((0, 2), (1,), 3)
+    again = save_owner_key(key, tmp_path / "again.pt")
+    assert again.read_bytes() == old.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "not a record",
+        {"private": "0, 2"},
+        {"private": [0, 1.5]},
+        {"private": [True]},
+        {"public": [-1]},
+        {"public": [1 << 70]},
+        {"seed": -1},
+        {"seed": "3"},
+        {"public_fraction": float("nan")},
+        {"public_fraction": 2},
+        {"fingerprint": "AB" * 32},
+        {"fingerprint": "ab"},
+        {"data_spec": 5},
+        {"part": ""},
+        {"data_spec": None},
+        "missing",
+    ],
+)
+def test_a_hostile_split_is_refused_in_one_line(tmp_path, change):
+    if change == "missing":
+        split = {k: v for k, v in SPLIT.items() if k != "public_fraction"}
+    elif isinstance(change, dict):
+        split = {**SPLIT, **change}
+    else:
+        split = change
+    with pytest.raises(SleuthError, match="invalid owner key") as err:
+        load_owner_key(_old_key_file(tmp_path / "bad.pt", split))
+    assert "\n" not in str(err.value)
 
 
 def test_writes_are_atomic_no_temp_files_left(tmp_path):

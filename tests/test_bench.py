@@ -393,8 +393,8 @@ def test_poison_eps_is_a_fraction_of_the_victims_median_answer_norm(tiny):
     options = dict(kv.split("=") for kv in head.split(":", 1)[1].split(","))
     victim = result.out_dir / "models" / "embed" / "victim"
     key = load_owner_key(victim / "owner-key.pt")
-    images = bench_cells.load_images(key.split["data_spec"], "train").images
-    public = images[torch.as_tensor(key.split["public"][:2000])]
+    images = bench_cells.load_images(key.split.data_spec, "train").images
+    public = images[torch.as_tensor(key.split.public[:2000])]
     norm = load_encoder(victim / "encoder.pt").represent(public).norm(dim=1).median()
     assert float(options["eps"]) == pytest.approx(0.2 * float(norm), rel=1e-4)
     assert surrogate == str(result.out_dir / "models/steal/stolenencoder-defender/encoder.pt")

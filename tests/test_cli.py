@@ -184,3 +184,42 @@ def test_a_seed_beyond_64_bits_is_one_line_and_leaves_nothing(tiny_npz, tmp_path
         app, ["steal", "--victim", "x", "--out", str(tmp_path / "s"), "--seed", huge]
     )
     assert res.exit_code == 2 and "seed=" in res.output and not (tmp_path / "s").exists()
+
+
+def test_progress_bars_draw_the_typed_events(monkeypatch):
+    """Each printer takes the events its producers send (sleuth.progress), and the bench's
+    prints each finished cell with its seconds."""
+    from rich.console import Console
+
+    from sleuth import cli
+    from sleuth.progress import (
+        CellDone,
+        CellReused,
+        CellsPlanned,
+        CellStarted,
+        EmbedStep,
+        StageStep,
+        TrainStep,
+    )
+
+    step = TrainStep("head", epoch=2, epochs=3, step=1, steps=4, loss=0.5)
+    assert (step.done, step.total) == (5, 12)
+    console = Console(record=True, width=100, force_terminal=False)
+    monkeypatch.setattr(cli, "err", console)
+    with cli.EmbedProgress(enabled=True) as bar:
+        bar(EmbedStep("train", 1, 2, 3, 4, loss=0.25, wm_acc=0.5, images_per_s=100.0))
+    with cli.StageProgress(enabled=True) as bar:
+        bar(StageStep("query", 10, 40))
+        bar(step)
+    with cli.BenchProgress(enabled=True) as bar:
+        for ev in (
+            CellsPlanned(2),
+            CellReused("a", 1),
+            CellStarted("b", 2, "label"),
+            StageStep("epoch 1/1", 1, 2),
+            CellDone("b", 2, 3.4),
+        ):
+            bar(ev)
+    text = console.export_text()
+    assert "epoch 1/2" in text and "10 queries" in text and "epoch 2/3 loss 0.5000" in text
+    assert "b: 3 s" in text

@@ -61,7 +61,7 @@ def test_resume_after_interruption_gives_the_same_encoder(tiny_npz, tmp_path):
     assert cfg.wm_intervals == "random"  # the default: a secret per owner
 
     def kill_in_third_epoch(ev):
-        if ev["epoch"] == 3:
+        if ev.epoch == 3:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -95,10 +95,10 @@ def test_no_watermark_reference_has_no_predictor(tiny_npz, tmp_path):
 def test_owner_key_records_the_split_and_the_data(tiny_npz, tmp_path):
     run_embed(_cfg(tiny_npz, wm_intervals="flip"), tmp_path / "v", device="cpu")
     key = load_owner_key(tmp_path / "v" / "owner-key.pt")
-    private, public = set(key.split["private"]), set(key.split["public"])
+    private, public = set(key.split.private), set(key.split.public)
     assert not private & public
     assert len(private) + len(public) == len(load_images(tiny_npz, "train"))
-    assert key.split["data_spec"] == tiny_npz and len(key.split["fingerprint"]) == 64
+    assert key.split.data_spec == tiny_npz and len(key.split.fingerprint) == 64
     assert key.watermark == {"kind": "rotation", "intervals": [[-60.0, 60.0], [120.0, 240.0]]}
 
 

@@ -121,11 +121,11 @@ def test_embed_streamed_with_workers_is_the_in_memory_embed(specs, tmp_path):
     run_embed(EmbedConfig(data=_stream(spec), **base), tmp_path / "stream", device="cpu", workers=2)
     keys = {name: load_owner_key(tmp_path / name / "owner-key.pt") for name in ("memory", "stream")}
     for field in ("private", "public", "fingerprint", "seed", "public_fraction"):
-        assert keys["memory"].split[field] == keys["stream"].split[field]
+        assert getattr(keys["memory"].split, field) == getattr(keys["stream"].split, field)
     encoders = {name: load_encoder(tmp_path / name / "encoder.pt") for name in keys}
     weights = [e.state_dict() for e in encoders.values()]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    assert keys["stream"].split["data_spec"].endswith("stream=1")
+    assert keys["stream"].split.data_spec.endswith("stream=1")
 
     settings = ChallengeSettings(samples=10, noise_points=4, noise_draws=2)
     challenges = [build_challenge(key, settings) for key in keys.values()]

@@ -22,6 +22,16 @@ from rich.table import Table
 
 from sleuth import __version__
 from sleuth.errors import SleuthError
+from sleuth.progress import (
+    BenchEvent,
+    CellDone,
+    CellReused,
+    CellsPlanned,
+    CellStarted,
+    EmbedStep,
+    StageStep,
+    TrainStep,
+)
 
 app = typer.Typer(
     name="sleuth",
@@ -125,18 +135,16 @@ class EmbedProgress(_Bars):
         )
         self.task: Any = None
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        total = ev["epochs"] * ev["steps"]
-        done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+    def __call__(self, ev: EmbedStep) -> None:
         fields = {
-            "epoch": f"{ev['epoch']}/{ev['epochs']}",
-            "loss": ev["loss"],
-            "wm": ev["wm_acc"],
-            "ips": ev["images_per_s"],
+            "epoch": f"{ev.epoch}/{ev.epochs}",
+            "loss": ev.loss,
+            "wm": ev.wm_acc,
+            "ips": ev.images_per_s,
         }
         if self.task is None:
-            self.task = self.bar.add_task("embed", total=total, **fields)
-        self.bar.update(self.task, completed=done, **fields)
+            self.task = self.bar.add_task("embed", total=ev.total, **fields)
+        self.bar.update(self.task, completed=ev.done, **fields)
 
 
 def _arch_options(items: list[str]) -> dict[str, Any] | None:
@@ -388,17 +396,14 @@ class StageProgress(_Bars):
         )
         self.tasks: dict[str, Any] = {}
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        stage = ev["stage"]
-        if stage == "query":
-            total, done, info = ev["total"], ev["done"], f"{ev['done']} queries"
+    def __call__(self, ev: TrainStep | StageStep) -> None:
+        if isinstance(ev, TrainStep):
+            info = f"epoch {ev.epoch}/{ev.epochs} loss {ev.loss:.4f}"
         else:
-            total = ev["epochs"] * ev["steps"]
-            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
-            info = f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4f}"
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(stage, total=total, info=info)
-        self.bar.update(self.tasks[stage], completed=done, info=info)
+            info = f"{ev.done} queries"
+        if ev.stage not in self.tasks:
+            self.tasks[ev.stage] = self.bar.add_task(ev.stage, total=ev.total, info=info)
+        self.bar.update(self.tasks[ev.stage], completed=ev.done, info=info)
 
 
 @app.command()
@@ -920,7 +925,7 @@ def evaluate(
     """Linear-probe accuracy of a frozen encoder (how TA and SA are measured)."""
     from sleuth.device import resolve_device
     from sleuth.models import load_encoder
-    from sleuth.models.probe import linear_probe
+    from sleuth.probe import linear_probe
 
     model = load_encoder(encoder, arch=arch).to(resolve_device(device))
     with err.status(f"linear probe on {task}") if not as_json else nullcontext():
@@ -1075,24 +1080,22 @@ class BenchProgress(_Bars):
         self.cells: Any = None
         self.step: Any = None
 
-    def __call__(self, ev: dict[str, Any]) -> None:
-        kind = ev["event"]
-        if kind == "plan":
-            self.cells = self.bar.add_task("cells", total=ev["total"])
-        elif kind == "reuse":
-            self.bar.update(self.cells, completed=ev["index"])
-        elif kind == "start":
-            self.bar.update(self.cells, completed=ev["index"] - 1, description=ev["key"])
-            if self.step is None:
-                self.step = self.bar.add_task("", total=None)
-            self.bar.reset(self.step, description="  starting", total=None)
-        elif kind == "step":
-            self.bar.update(
-                self.step, description=f"  {ev['stage']}", total=ev["total"], completed=ev["done"]
-            )
-        elif kind == "done":
-            self.bar.update(self.cells, completed=ev["index"])
-            self.bar.console.print(f"{ev['key']}: {ev['seconds']:.0f} s", highlight=False)
+    def __call__(self, ev: BenchEvent) -> None:
+        match ev:
+            case CellsPlanned(total=total):
+                self.cells = self.bar.add_task("cells", total=total)
+            case CellReused(index=index):
+                self.bar.update(self.cells, completed=index)
+            case CellStarted(key=key, index=index):
+                self.bar.update(self.cells, completed=index - 1, description=key)
+                if self.step is None:
+                    self.step = self.bar.add_task("", total=None)
+                self.bar.reset(self.step, description="  starting", total=None)
+            case StageStep(stage=stage, done=done, total=total):
+                self.bar.update(self.step, description=f"  {stage}", total=total, completed=done)
+            case CellDone(key=key, index=index, seconds=seconds):
+                self.bar.update(self.cells, completed=index)
+                self.bar.console.print(f"{key}: {seconds:.0f} s", highlight=False)
 
 
 @app.command()
@@ -1101,7 +1104,7 @@ def bench(
     suite: Annotated[
         str,
         typer.Option(
-            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers or peers-quick: sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]')."
+            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers or peers-quick: sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]'); foundation: the demo preset's cost, watermark strength and utility (two victims, the recipe unwatermarked, three references)."
         ),
     ] = "quick",
     data: Annotated[
@@ -1146,6 +1149,7 @@ def bench(
     Finished cells are reused: an interrupted bench resumes where it stopped.
     """
     from sleuth.bench import open_bench, run_bench
+    from sleuth.bench.foundation import FOUNDATION_SUITES
     from sleuth.bench.peers import PEER_SUITES
 
     folder = out_dir or Path(f"runs/bench-{suite}")
@@ -1153,12 +1157,12 @@ def bench(
         from sleuth.fileio import check_writable
 
         check_writable(folder)
-    if suite in PEER_SUITES:
+    if suite in PEER_SUITES or suite in FOUNDATION_SUITES:
         if only is not None or list_cells:
             raise SleuthError(
                 f"--only and --list are options of the papers' suites, not of {suite}"
             )
-        _bench_peers(suite, folder, data, task, device, quiet or as_json, as_json)
+        _bench_beside(suite, folder, data, task, device, quiet or as_json, as_json)
         return
     groups = None if only is None else {g.strip() for g in only.split(",") if g.strip()}
     planned = open_bench(suite, folder, data=data, task=task)
@@ -1198,7 +1202,7 @@ def bench(
     _print_summary("sleuth bench", {**shown, "left_out": "; ".join(result.notes) or None})
 
 
-def _bench_peers(
+def _bench_beside(
     suite: str,
     folder: Path,
     data: str | None,
@@ -1207,16 +1211,28 @@ def _bench_peers(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """``bench --suite peers*``: sleuth's trainer beside lightly's (sleuth.bench.peers)."""
+    """The suites beside the papers': peers* (sleuth's trainer beside lightly's,
+    sleuth.bench.peers) and foundation (the watermark's cost and strength)."""
+    from sleuth.bench.foundation import FOUNDATION_SUITES, run_foundation
     from sleuth.bench.peers import run_peers
 
+    run, table = (
+        (run_foundation, _foundation_table)
+        if suite in FOUNDATION_SUITES
+        else (run_peers, _peers_table)
+    )
     with BenchProgress(enabled=not quiet) as progress:
-        result = run_peers(suite, folder, data=data, task=task, device=device, progress=progress)
+        result = run(suite, folder, data=data, task=task, device=device, progress=progress)
     if as_json:
         out.print_json(json.dumps(result.results))
         return
+    out.print(table(result.results))
+    out.print(f"results: {result.path}", highlight=False)
+
+
+def _peers_table(results: dict[str, Any]) -> Table:
     table = Table("network", "trainer", "images/s", "ratio", "peak RSS MB", "probe acc.")
-    for t in result.results["trainers"]:
+    for t in results["trainers"]:
         probe = "-" if t["probe_acc"] is None else f"{t['probe_acc']:.4f}"
         table.add_row(
             t["arch"],
@@ -1226,8 +1242,25 @@ def _bench_peers(
             f"{t['peak_rss_mb']:.0f}",
             probe,
         )
-    out.print(table)
-    out.print(f"results: {result.path}", highlight=False)
+    return table
+
+
+def _foundation_table(results: dict[str, Any]) -> Table:
+    runs = results["runs"]
+    victims = [name for name, r in runs.items() if "scored_on_predictor" in r]
+    head = ("encoder", "train s", "images/s", "own watermark", "probe acc.")
+    table = Table(*head, *(f"on {v}" for v in victims))
+    for name, r in runs.items():
+        own = r["own_watermark_accuracy"]
+        table.add_row(
+            name,
+            f"{r['train_s']:.1f}",
+            f"{r['images_per_s']:.0f}",
+            "-" if own is None else f"{own:.3f}",
+            f"{r['probe_accuracy']:.4f}",
+            *(f"{runs[v]['scored_on_predictor'][name]:.3f}" for v in victims),
+        )
+    return table
 
 
 PASSPHRASE_ENV = "SLEUTH_KEY_PASSPHRASE"
@@ -1398,10 +1431,10 @@ def report_show(
     ] = False,
 ) -> None:
     """Print a report's summary; with --pub only once its signature and files check (exit 1 if not)."""
-    from sleuth.reports import read_statement
+    from sleuth.reports import read_statement, verification_predicate
 
     signer = _checked_signer(report_dir, pub) if pub is not None else None
-    predicate = _predicate(report_dir, read_statement(report_dir))
+    predicate = verification_predicate(report_dir, read_statement(report_dir))
     if as_json:
         out.print_json(json.dumps(predicate))
         return
@@ -1436,17 +1469,6 @@ def _checked_signer(report_dir: Path, pub: Path) -> str | None:
             err.print(f"[bold red]FAIL[/] {problem}", highlight=False)
         raise typer.Exit(1)
     return check.signer
-
-
-def _predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
-    """The statement's predicate, if the statement is an object holding one."""
-    predicate = statement.get("predicate") if isinstance(statement, dict) else None
-    shapes = {"victims": list, "report": dict, "verification": dict}
-    if not isinstance(predicate, dict) or not all(
-        isinstance(predicate.get(k), t) for k, t in shapes.items()
-    ):
-        raise SleuthError(f"{report_dir}: the statement holds no verification predicate")
-    return predicate
 
 
 @contextmanager
@@ -1502,8 +1524,7 @@ def report_rerun(
 
     Exit 0 when reproduced, 1 when not (or when --pub does not check).
     """
-    from sleuth.reports import compare, read_statement, rerun_inputs
-    from sleuth.verify import run_verify
+    from sleuth.reports import replay
 
     if pub is not None:
         _checked_signer(report_dir, pub)
@@ -1512,12 +1533,8 @@ def report_rerun(
             "rerun replays a checked statement only: give --pub KEY (the signer's public key), "
             "or --unsigned-ok to replay it unchecked"
         )
-    predicate = _predicate(report_dir, read_statement(report_dir))
-    victims, inputs = rerun_inputs(predicate)
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
-    result = run_verify(victims, **inputs, progress=progress, device=device)
-    with _malformed(report_dir):
-        rep = compare(predicate, result.to_dict(), rtol=rtol)
+    rep = replay(report_dir, rtol=rtol, device=device, progress=progress)
     if as_json:
         out.print_json(json.dumps(rep.to_dict()))
     else:

@@ -35,8 +35,8 @@ from sleuth.verify import ChallengeSettings, VerifyResult, run_verify
 MIN_INDEPENDENT = 6
 
 # progress(kind) -> a context manager yielding the callback that a stage ("embed" or "steal")
-# reports its events to.
-ProgressFactory = Callable[[str], AbstractContextManager[Callable[[dict[str, Any]], None] | None]]
+# reports its events to (sleuth.progress: EmbedStep; TrainStep and StageStep).
+ProgressFactory = Callable[[str], AbstractContextManager[Callable[[Any], None] | None]]
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,3 @@ def write_manifest(
         "details": dict(details),
     }
     return atomic_write_text(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
-
-
-def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    """The manifest of an artifact folder (empty when there is none)."""
-    path = Path(out_dir) / MANIFEST_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

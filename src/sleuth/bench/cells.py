@@ -29,7 +29,8 @@ from sleuth.embed.trainer import train
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, sha256_file
 from sleuth.models import Encoder, encoder_config, load_encoder, load_owner_key, save_encoder
-from sleuth.models.probe import linear_probe, probe_accuracy
+from sleuth.probe import linear_probe, probe_accuracy
+from sleuth.progress import EmbedStep, StageStep, TrainStep
 from sleuth.steal import StealConfig, attacker_images, run_steal, unqueried_images
 from sleuth.steal.defences import Defence, make_defence, parse_defence
 from sleuth.steal.evasion import finetune, prune, transform_outputs
@@ -44,7 +45,7 @@ from sleuth.verify import (
 
 WATERMARK_IMAGES = 2000  # private images rotated to score a model on the victim's predictor
 WATERMARK_SEED = 12345
-Step = Callable[[dict[str, Any]], None]  # inner progress: {"stage", "done", "total"}
+Step = Callable[[StageStep], None]  # inner progress
 
 
 @dataclass
@@ -75,8 +76,8 @@ def _victim_version(ctx: Context, victim: str) -> tuple[str, int]:
 def _owner_images(victim_dir: Path, role: str, limit: int | None = None) -> ImageSet:
     """The victim owner's ``role`` ("private" or "public") images, in split order."""
     key = load_owner_key(victim_dir / "owner-key.pt")
-    data = load_images(key.split["data_spec"], key.split["part"])
-    return data.subset(key.split[role][:limit])
+    data = load_images(key.split.data_spec, key.split.part)
+    return data.subset(getattr(key.split, role)[:limit])
 
 
 @functools.lru_cache(maxsize=4)
@@ -110,27 +111,16 @@ def _measure(ctx: Context, cell: Cell, encoder: Encoder) -> dict[str, Any]:
     }
 
 
-def _embed_progress(ctx: Context) -> Callable[[dict[str, Any]], None]:
-    def report(ev: dict[str, Any]) -> None:
-        done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
-        ctx.step(
-            {
-                "stage": f"epoch {ev['epoch']}/{ev['epochs']}",
-                "done": done,
-                "total": ev["epochs"] * ev["steps"],
-            }
-        )
+def _embed_progress(ctx: Context) -> Callable[[EmbedStep], None]:
+    def report(ev: EmbedStep) -> None:
+        ctx.step(StageStep(f"epoch {ev.epoch}/{ev.epochs}", ev.done, ev.total))
 
     return report
 
 
-def _steal_progress(ctx: Context) -> Callable[[dict[str, Any]], None]:
-    def report(ev: dict[str, Any]) -> None:
-        if ev["stage"] == "query":
-            ctx.step({"stage": "query", "done": ev["done"], "total": ev["total"]})
-        else:
-            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
-            ctx.step({"stage": ev["stage"], "done": done, "total": ev["epochs"] * ev["steps"]})
+def _steal_progress(ctx: Context) -> Callable[[TrainStep | StageStep], None]:
+    def report(ev: TrainStep | StageStep) -> None:
+        ctx.step(StageStep(ev.stage, ev.done, ev.total))
 
     return report
 

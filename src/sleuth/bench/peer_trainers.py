@@ -47,7 +47,7 @@ from torch import nn
 
 from sleuth.data import ImageSet, InputSpec, input_spec_for, load_images, make_split
 from sleuth.models import Encoder, encoder_config
-from sleuth.models.probe import probe_accuracy
+from sleuth.probe import probe_accuracy
 
 PUBLIC_FRACTION = 0.5  # sleuth embed's default: the owner trains on the other half
 
@@ -256,7 +256,7 @@ TRAINERS: dict[str, Callable[[TrainSpec, ImageSet, InputSpec, Turns], Trained]] 
 
 
 def probe(encoder: Encoder, task: str, probe_images: int | None) -> float:
-    """Linear-probe test accuracy (``sleuth.models.probe``), on the first ``probe_images`` of
+    """Linear-probe test accuracy (``sleuth.probe``), on the first ``probe_images`` of
     the task's train part."""
     train = load_images(task, "train")
     test = load_images(task, "test")

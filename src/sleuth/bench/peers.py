@@ -34,6 +34,7 @@ from typing import Any
 
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write_text
+from sleuth.progress import BenchEvent, CellDone, CellsPlanned, CellStarted, StageStep
 
 FORMAT = "sleuth-peers"
 MARKER = "peers-bench.json"
@@ -43,7 +44,7 @@ TRAINER_NAMES = ("sleuth", "sleuth+wm", "lightly")
 UNWATERMARKED, WATERMARKED, PEER = TRAINER_NAMES
 EXTRA = "pip install -e '.[peers]'"
 PUBLIC_FRACTION = 0.5  # sleuth embed's default; the trainers take the other, private, part
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[BenchEvent], None]
 # a trainer's process loads peer_trainers.py by path, not through the sleuth.bench package
 _WORKER = (
     "import importlib.util, sys; "
@@ -286,14 +287,14 @@ def run_peers(
     _prepare(out, {"format": FORMAT, "suite": suite_name, "data": data, "task": task})
     emit = progress or (lambda ev: None)
     run_network = run_network or run_lockstep
-    emit({"event": "plan", "total": len(suite.runs)})
+    emit(CellsPlanned(len(suite.runs)))
     rows: list[dict[str, Any]] = []
     for i, run in enumerate(suite.runs, 1):
         images = n_private if run.images is None else min(run.images, n_private)
         steps = run.epochs * (images // suite.batch_size)
         if steps == 0:
             raise SleuthError(f"{images} images are fewer than one batch of {suite.batch_size}")
-        emit({"event": "start", "index": i, "key": f"{run.arch}: {', '.join(TRAINER_NAMES)}"})
+        emit(CellStarted(f"{run.arch}: {', '.join(TRAINER_NAMES)}", i))
         t0 = time.perf_counter()
         specs = [
             {
@@ -320,11 +321,10 @@ def run_peers(
         rows += run_network(
             specs,
             out / "trainers",
-            lambda done, i=i, total=steps + 1: emit(  # the last round only says "done"
-                {"event": "step", "index": i, "stage": "rounds", "done": done, "total": total}
-            ),
+            # the last round only says "done"
+            lambda done, total=steps + 1: emit(StageStep("rounds", done, total)),
         )
-        emit({"event": "done", "index": i, "key": run.arch, "seconds": time.perf_counter() - t0})
+        emit(CellDone(run.arch, i, time.perf_counter() - t0))
     trainers, ratios = summarise(rows)
     results = {
         "format": FORMAT,

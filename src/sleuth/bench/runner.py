@@ -32,19 +32,21 @@ from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write_text
 from sleuth.manifest import environment, source_digest
+from sleuth.progress import BenchEvent, CellDone, CellReused, CellsPlanned, CellStarted
 
 FORMAT = "sleuth-bench"
 BENCH_FILE = "bench.json"
 RESULTS_FILE = "results.json"
 TABLES_FILE = "tables.md"
 PLOT_FILE = "scaling.png"
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[BenchEvent], None]
 # modules that plan, print or render cells without deciding a cell's result: a change to them
 # reuses the finished cells (what the plan decides is in each cell's params)
 NOT_CELL_CODE = (
     "__main__.py",
     "cli.py",
     "demo.py",
+    "progress.py",
     "reports/",
     "bench/runner.py",
     "bench/plan.py",
@@ -52,6 +54,7 @@ NOT_CELL_CODE = (
     "bench/tables.py",
     "bench/plots.py",
     "bench/papers.py",
+    "bench/foundation.py",  # plans embed cells and scores them, as runner.py does
     "bench/peers.py",  # the peers benchmark is no cell's code (issue 18)
     "bench/peer_trainers.py",
 )
@@ -113,11 +116,12 @@ def data_sizes(data: str, suite: Suite) -> DataSizes:
     return DataSizes(len(split.private), len(split.public), len(test), train.labels is not None)
 
 
-def _identity(suite: str, data: str, task: str) -> dict[str, str]:
+def bench_identity(suite: str, data: str, task: str) -> dict[str, str]:
+    """What a bench folder's marker records: the folder serves this suite on this data."""
     return {"format": FORMAT, "suite": suite, "data": data, "task": task}
 
 
-def _check_folder(out: Path, identity: dict[str, str]) -> None:
+def check_folder(out: Path, identity: dict[str, str]) -> None:
     """A folder serves one bench: refuse one that holds another bench or anything else."""
     if out.exists() and not out.is_dir():
         raise SleuthError(f"--out exists and is not a folder: {out}")
@@ -140,15 +144,18 @@ def _check_folder(out: Path, identity: dict[str, str]) -> None:
         )
 
 
-@dataclass
-class Bench:
-    """A suite planned on a dataset, bound to its output folder."""
+def mark_folder(out: Path, identity: dict[str, str]) -> None:
+    """Make the bench folder and write its marker (once): the folder now serves this bench."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / BENCH_FILE).exists():
+        atomic_write_text(out / BENCH_FILE, json.dumps(identity, indent=2) + "\n")
 
-    suite: Suite
-    data: str
-    task: str
+
+@dataclass
+class CellStore:
+    """Finished cells' records in a bench folder, and whether each can be reused."""
+
     out: Path
-    plan: Plan
 
     def cell_file(self, key: str) -> Path:
         return self.out / "cells" / f"{key}.json"
@@ -176,6 +183,16 @@ class Bench:
         if rec.get("code") != cell_code(cell.kind):
             return "sleuth's code changed since it ran"
         return None
+
+
+@dataclass
+class Bench(CellStore):
+    """A suite planned on a dataset, bound to its output folder."""
+
+    suite: Suite
+    data: str
+    task: str
+    plan: Plan
 
     def statuses(self, groups: set[str] | None = None) -> list[tuple[Cell, str]]:
         """Each cell of ``groups`` (default: all) and what it needs, with "done", "to run" or
@@ -208,8 +225,8 @@ def open_bench(
     if task == data and not sizes.labelled:
         raise SleuthError(f"{data} has no labels: give a labelled --task for the linear probe")
     out = Path(out_dir)
-    _check_folder(out, _identity(suite.name, data, task))
-    return Bench(suite, data, task, out, plan(suite, data, task, sizes))
+    check_folder(out, bench_identity(suite.name, data, task))
+    return Bench(out, suite, data, task, plan(suite, data, task, sizes))
 
 
 def _groups(only: set[str] | None) -> set[str]:
@@ -238,25 +255,35 @@ def run_bench(
         # every rank would run and write every cell; one process per bench, one device per cell
         raise SleuthError("sleuth bench runs as one process: start it without torchrun")
     resolve_device(device)
-    out = bench.out
-    out.mkdir(parents=True, exist_ok=True)
-    identity = _identity(bench.suite.name, bench.data, bench.task)
-    if not (out / BENCH_FILE).exists():
-        atomic_write_text(out / BENCH_FILE, json.dumps(identity, indent=2) + "\n")
+    mark_folder(bench.out, bench_identity(bench.suite.name, bench.data, bench.task))
+    ran, reused, hardware = run_cells(
+        bench, bench.plan.select(groups), device=device, progress=progress
+    )
+    return _write_outputs(bench, ran, reused, hardware, time.perf_counter() - start)
+
+
+def run_cells(
+    store: CellStore,
+    cells: list[Cell],
+    *,
+    device: str = "auto",
+    progress: Progress = lambda _event: None,
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Run each of ``cells`` (in an order that runs a cell after those it needs) unless its
+    record in ``store`` can be reused; return the keys run, the keys reused and the machine."""
     hardware = machine(device)
-    selected = bench.plan.select(groups)
-    ctx = Context(out, device, step=lambda ev: progress({"event": "step", **ev}))
+    ctx = Context(store.out, device, step=progress)
     runs: dict[str, str] = {}
     ran, reused = [], []
-    progress({"event": "plan", "total": len(selected)})
-    for index, cell in enumerate(selected, 1):
-        rec = bench.fresh(cell, runs)
+    progress(CellsPlanned(len(cells)))
+    for index, cell in enumerate(cells, 1):
+        rec = store.fresh(cell, runs)
         if rec is not None:
             runs[cell.key] = rec["run_id"]
             reused.append(cell.key)
-            progress({"event": "reuse", "key": cell.key, "index": index})
+            progress(CellReused(cell.key, index))
             continue
-        progress({"event": "start", "key": cell.key, "label": cell.label, "index": index})
+        progress(CellStarted(cell.key, index, cell.label))
         t0 = time.perf_counter()
         result = KINDS[cell.kind](ctx, cell)
         record = {
@@ -273,11 +300,11 @@ def run_bench(
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": hardware,
         }
-        atomic_write_text(bench.cell_file(cell.key), json.dumps(record, indent=2) + "\n")
+        atomic_write_text(store.cell_file(cell.key), json.dumps(record, indent=2) + "\n")
         runs[cell.key] = record["run_id"]
         ran.append(cell.key)
-        progress({"event": "done", "key": cell.key, "index": index, "seconds": record["seconds"]})
-    return _write_outputs(bench, ran, reused, hardware, time.perf_counter() - start)
+        progress(CellDone(cell.key, index, record["seconds"]))
+    return ran, reused, hardware
 
 
 def _write_outputs(
@@ -297,7 +324,7 @@ def _write_outputs(
             cells[cell.key]["seconds"] = rec["seconds"]
             cells[cell.key]["machine"] = rec["machine"]
     results = {
-        **_identity(bench.suite.name, bench.data, bench.task),
+        **bench_identity(bench.suite.name, bench.data, bench.task),
         "description": bench.suite.description,
         "suite_definition": asdict(bench.suite),
         "machine": hardware,

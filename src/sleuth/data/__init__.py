@@ -19,7 +19,7 @@ from sleuth.data.inputs import InputSpec, adapt, input_spec_for, normalise, to_f
 from sleuth.data.lazy import BatchReader, LazyImages, default_workers
 from sleuth.data.loaders import LOADERS, Loader
 from sleuth.data.spec import DataSpec, parse_spec
-from sleuth.data.split import Split, make_split
+from sleuth.data.split import OwnerSplit, Split, make_split
 
 __all__ = [
     "LOADERS",
@@ -30,6 +30,7 @@ __all__ = [
     "InputSpec",
     "LazyImages",
     "Loader",
+    "OwnerSplit",
     "Split",
     "adapt",
     "available_parts",

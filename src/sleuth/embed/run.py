@@ -10,7 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from sleuth.data import fingerprint, input_spec_for, load_images, make_split, to_float
+from sleuth.data import (
+    OwnerSplit,
+    fingerprint,
+    input_spec_for,
+    load_images,
+    make_split,
+    to_float,
+)
 from sleuth.data.watermark import RANDOM, RotationWatermark
 from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
@@ -138,12 +145,9 @@ def run_embed(
             watermark=None
             if result.watermark is None
             else {"kind": "rotation", "intervals": result.watermark.to_list()},
-            split={
-                "data_spec": str(cfg.data),
-                "part": "train",
-                "fingerprint": data_fingerprint,
-                **split.to_dict(),
-            },
+            split=OwnerSplit.of(
+                split, data_spec=str(cfg.data), part="train", fingerprint=data_fingerprint
+            ),
             seed=cfg.seed,
             config=cfg.to_dict(),
         )
@@ -162,7 +166,7 @@ def run_embed(
             details={
                 "config": cfg.to_dict(),
                 "encoder": encoder.config.to_dict(),
-                "data_fingerprint": key.split["fingerprint"],
+                "data_fingerprint": key.split.fingerprint,
                 "n_private": len(split.private),
                 "n_public": len(split.public),
                 "world_size": info.world,

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -33,13 +32,14 @@ from sleuth.fileio import atomic_write
 from sleuth.models import Encoder, augmentation_predictor, encoder_config, projection_head
 from sleuth.models.artifacts import read_torch_file
 from sleuth.models.losses import nt_xent
+from sleuth.progress import EmbedStep
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Trained on CPU in channels-last layout: 10-15 % less time per step for the same numbers of
 # operations (measured for issue 18, docs/benchmarks.md "Peers"); the weights it returns are in
 # the ordinary layout.
 CPU_MEMORY_FORMAT = torch.channels_last
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[EmbedStep], None]
 
 
 class SimCLRModel(nn.Module):
@@ -227,15 +227,16 @@ def train(
             if progress and dist_info.is_main:
                 seen = (step + 1) * cfg.batch_size
                 progress(
-                    {
-                        "epoch": epoch + 1,
-                        "epochs": cfg.epochs,
-                        "step": step + 1,
-                        "steps": steps,
-                        "loss": loss.item(),
-                        "wm_acc": totals["wm_acc"] / (step + 1),
-                        "images_per_s": seen / (time.perf_counter() - t0),
-                    }
+                    EmbedStep(
+                        stage="train",
+                        epoch=epoch + 1,
+                        epochs=cfg.epochs,
+                        step=step + 1,
+                        steps=steps,
+                        loss=loss.item(),
+                        wm_acc=totals["wm_acc"] / (step + 1),
+                        images_per_s=seen / (time.perf_counter() - t0),
+                    )
                 )
         seconds = time.perf_counter() - t0
         kept = totals if watermark else {k: totals[k] for k in ("loss", "contrastive")}

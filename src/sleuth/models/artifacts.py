@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from sleuth.data import InputSpec
+from sleuth.data import InputSpec, OwnerSplit
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write
 from sleuth.models.encoder import (
@@ -261,7 +261,7 @@ class OwnerKey:
     projection: dict[str, Any]  # {"hidden_dim", "out_dim", "state_dict"}
     predictor: dict[str, Any] | None  # {"hidden_dim", "n_classes", "state_dict"}; None: no mark
     watermark: dict[str, Any] | None  # {"kind": "rotation", "intervals": [[lo, hi], ...]}
-    split: dict[str, Any]  # Split.to_dict() plus "data_spec" and "fingerprint"
+    split: OwnerSplit
     seed: int
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -309,7 +309,7 @@ def save_owner_key(key: OwnerKey, path: str | Path) -> Path:
         "projection": key.projection,
         "predictor": key.predictor,
         "watermark": key.watermark,
-        "split": key.split,
+        "split": key.split.to_dict(),
         "seed": key.seed,
         "config": key.config,
     }
@@ -329,7 +329,7 @@ def load_owner_key(path: str | Path) -> OwnerKey:
             projection=dict(obj["projection"]),
             predictor=None if obj["predictor"] is None else dict(obj["predictor"]),
             watermark=obj["watermark"],
-            split=dict(obj["split"]),
+            split=OwnerSplit.from_dict(obj["split"]),
             seed=int(obj["seed"]),
             config=dict(obj.get("config", {})),
         )

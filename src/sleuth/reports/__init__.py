@@ -11,7 +11,13 @@ from sleuth.reports.keys import (
     private_key_is_encrypted,
 )
 from sleuth.reports.make import ReportWritten, write_report
-from sleuth.reports.rerun import Reproduction, compare, rerun_inputs
+from sleuth.reports.rerun import (
+    Reproduction,
+    compare,
+    replay,
+    rerun_inputs,
+    verification_predicate,
+)
 
 __all__ = [
     "Evidence",
@@ -20,7 +26,9 @@ __all__ = [
     "Reproduction",
     "check_report",
     "compare",
+    "replay",
     "rerun_inputs",
+    "verification_predicate",
     "fingerprint",
     "generate_keypair",
     "load_private_key",

@@ -8,11 +8,14 @@ differ in the last digits between machines and library builds).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sleuth.errors import SleuthError
-from sleuth.verify import ChallengeSettings
+from sleuth.reports.check import read_statement
+from sleuth.verify import ChallengeSettings, run_verify
 
 COMPARED = ("statistic", "p_value", "p_reference", "p_decision", "p_adjusted", "score")
 
@@ -130,3 +133,35 @@ def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
         detail = " ".join(str(exc).split())[:200]  # a key may hold a line break
         raise SleuthError(f"the statement's challenge settings are not valid ({detail})") from None
     return victims, kwargs
+
+
+def verification_predicate(report_dir: Path, statement: Any) -> dict[str, Any]:
+    """The statement's predicate, if the statement is an object holding one."""
+    predicate = statement.get("predicate") if isinstance(statement, dict) else None
+    shapes = {"victims": list, "report": dict, "verification": dict}
+    if not isinstance(predicate, dict) or not all(
+        isinstance(predicate.get(k), t) for k, t in shapes.items()
+    ):
+        raise SleuthError(f"{report_dir}: the statement holds no verification predicate")
+    return predicate
+
+
+def replay(
+    report_dir: Path,
+    *,
+    rtol: float = 1e-6,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> Reproduction:
+    """Run the verification a report records again, from its type-checked inputs, and compare
+    the result with the record. Whether the statement is signed is the caller's to check first."""
+    predicate = verification_predicate(report_dir, read_statement(report_dir))
+    victims, inputs = rerun_inputs(predicate)
+    result = run_verify(victims, **inputs, progress=progress, device=device)
+    try:
+        return compare(predicate, result.to_dict(), rtol=rtol)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        detail = " ".join(str(exc).split())[:120]
+        raise SleuthError(
+            f"{report_dir}: malformed statement ({type(exc).__name__}: {detail})"
+        ) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -19,11 +18,12 @@ from sleuth.data.augment import SimCLRAugment, rotate
 from sleuth.errors import SleuthError
 from sleuth.models import Encoder, projection_head
 from sleuth.models.losses import nt_xent
+from sleuth.progress import StageStep, TrainStep
 from sleuth.steal.config import StealConfig
 from sleuth.steal.losses import get_loss
 from sleuth.steal.oracle import MeteredOracle
 
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[TrainStep | StageStep], None]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class AttackContext:
             out.append(self.victim.query(views[i : i + batch]))
             if self.progress:
                 done = min(i + batch, len(views))
-                self.progress({"stage": "query", "done": done, "total": len(views)})
+                self.progress(StageStep("query", done, len(views)))
         return torch.cat(out).to(self.device)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,16 +87,7 @@ def fit(
             sched.step()
             total += loss.item()
             if ctx.progress:
-                ctx.progress(
-                    {
-                        "stage": stage,
-                        "epoch": epoch + 1,
-                        "epochs": epochs,
-                        "step": step + 1,
-                        "steps": steps,
-                        "loss": loss.item(),
-                    }
-                )
+                ctx.progress(TrainStep(stage, epoch + 1, epochs, step + 1, steps, loss.item()))
         history.append(total / steps)
     return history
 

@@ -73,9 +73,7 @@ class LocalOracle:
 
     def __post_init__(self) -> None:
         self.gen = torch.Generator().manual_seed(self.seed)
-        self.account = MemoryAccount(
-            self.user, self.secret or local_secret(self.seed), self.center
-        )
+        self.account = MemoryAccount(self.user, self.secret or local_secret(self.seed), self.center)
         dim = self.encoder.rep_dim
         if self.head is not None:
             self.head.eval()

@@ -18,7 +18,7 @@ from sleuth.errors import SleuthError
 from sleuth.fileio import check_out_dir, check_out_file
 from sleuth.manifest import write_manifest
 from sleuth.models import DEFAULT_ARCH, Encoder, encoder_config, load_owner_key, save_encoder
-from sleuth.models.probe import linear_probe
+from sleuth.probe import linear_probe
 from sleuth.steal.attacks import METHODS, AttackContext, Progress, images_needed
 from sleuth.steal.config import StealConfig
 from sleuth.steal.defences import Defence, parse_defence
@@ -52,12 +52,12 @@ def _surrogate(cfg: StealConfig, victim: str):
     if not key_file.exists():
         raise SleuthError(f"--public-split needs the victim's owner key beside it: {key_file}")
     split = load_owner_key(key_file).split
-    if split["fingerprint"] != fingerprint(data):
+    if split.fingerprint != fingerprint(data):
         raise SleuthError(
             f"--data {cfg.data} ({cfg.part}) is not the data the victim's split was drawn from "
-            f"({split['data_spec']}, {split['part']})"
+            f"({split.data_spec}, {split.part})"
         )
-    return data.subset(split["public"])
+    return data.subset(split.public)
 
 
 def _query_order(cfg: StealConfig, data: ImageSet) -> torch.Tensor:

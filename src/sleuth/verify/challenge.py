@@ -135,15 +135,15 @@ def asked(*challenges: Challenge) -> int:
 def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
     """Draw the challenge from the owner's split (seeded): same key and settings, same images."""
     split = key.split
-    data = load_images(split["data_spec"], split["part"])
-    if fingerprint(data) != split["fingerprint"]:
+    data = load_images(split.data_spec, split.part)
+    if fingerprint(data) != split.fingerprint:
         raise SleuthError(
-            f"the data at {split['data_spec']} is not what the victim was trained on "
+            f"the data at {split.data_spec} is not what the victim was trained on "
             "(fingerprint mismatch)"
         )
     rng = np.random.default_rng(settings.seed)
-    private = rng.permutation(np.asarray(split["private"]))[: settings.samples]
-    public = rng.permutation(np.asarray(split["public"]))[: settings.samples]
+    private = rng.permutation(np.asarray(split.private))[: settings.samples]
+    public = rng.permutation(np.asarray(split.public))[: settings.samples]
     n = min(len(private), len(public))
     private, public = private[:n], public[:n]
     gen = torch.Generator().manual_seed(settings.seed)
@@ -177,7 +177,7 @@ def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
     roles["di_public"] = np.arange(n_di, 2 * n_di)
     roles["noisy_clean"] = roles["private"][: len(points)]
     sources = {"private": private, "public": public}
-    return Challenge(images, roles, wm_labels, settings, split["fingerprint"], sources)
+    return Challenge(images, roles, wm_labels, settings, split.fingerprint, sources)
 
 
 def export_challenge(challenge: Challenge, out: str | Path) -> tuple[Path, Path]:

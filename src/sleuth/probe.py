@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sleuth.data import load_images
 from sleuth.errors import SleuthError
-from sleuth.models.encoder import Encoder
+from sleuth.models import Encoder
 
 
 @dataclass(frozen=True)
