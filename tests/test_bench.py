@@ -363,6 +363,12 @@ def test_tiny_bench_runs_every_cell_and_renders_every_table(tiny):
         k for k, c in cells.items() if c["kind"] in ("steal", "evade") and c["group"] == "steal"
     ]
     assert len(moved) == 2 * len(copies) > 0
+    # ... against the references of the victim's recipe only (the zoo an investigator builds)
+    victim_arch = cells[VICTIM]["params"]["config"]["arch"]
+    for k in moved:
+        refs = cells[k]["params"]["references"]
+        assert refs and all(cells[r]["params"]["config"]["arch"] == victim_arch for r in refs)
+        assert len(refs) == suite.references
     mse = steal_key("mse", 60)
     answers = result.out_dir / "models" / "transformed" / mse / "rotation" / "answers.h5"
     with h5py.File(answers) as f:

@@ -430,17 +430,25 @@ def _verifications(p: Plan, suite: Suite, references: list[str], others: list[st
             label = f"{label}, in rounds of at most {suite.sequential_budget} queries"
             p.add(Cell(sequential_key(suspect), "sequential", "verify", label, budget, needs))
         if suspect in copies:
+            # the black-box route reads answers of an unknown architecture: its references are
+            # the zoo an investigator builds with `sleuth references`, the victim's recipe (the
+            # most victim-like independent encoders; others only widen the null)
+            by_recipe = {**params, "references": recipe_refs}
             for j, name in enumerate(suite.transforms):
-                moved = {**params, "transform": name, "seed": 1000 + j}
+                moved = {**by_recipe, "transform": name, "seed": 1000 + j}
                 what = f"{label}, answers transformed by a {name}"
                 key = transformed_key(suspect, name)
-                p.add(Cell(key, "transformed", "verify", what, moved, needs))
+                p.add(
+                    Cell(key, "transformed", "verify", what, moved, (VICTIM, suspect, *recipe_refs))
+                )
 
     copies = [
         key
         for key, cell in p.cells.items()
         if cell.kind in ("steal", "evade") and cell.group == "steal"
     ]
+    victim_arch = p.cells[VICTIM].params["config"]["arch"]
+    recipe_refs = [r for r in references if p.cells[r].params["config"]["arch"] == victim_arch]
     nulls = set(references) | set(others)
     large = {
         k

@@ -136,7 +136,7 @@ _SIMCLR = dict(batch_size=256, lr=1e-3)
 SUITES: dict[str, Suite] = {
     "quick": Suite(
         name="quick",
-        description="every table at toy scale on the embedded data, about 18 minutes on 2 CPU "
+        description="every table at toy scale on the embedded data, about 30 minutes on 2 CPU "
         "cores: for CI-sized runs and for trying the bench out",
         data="demo",
         recipe=EmbedConfig(epochs=5, **_SIMCLR),
@@ -170,7 +170,7 @@ SUITES: dict[str, Suite] = {
     "full": Suite(
         name="full",
         description="the papers' tables at CPU scale on Fashion-MNIST (60k training images): "
-        "about 70 minutes on 2 CPU cores",
+        "about 90 minutes on 2 CPU cores with five references (measured), some hours with fifteen",
         data="fmnist:../shared/data/fashion-mnist",
         recipe=EmbedConfig(epochs=4, **_SIMCLR),
         references=15,

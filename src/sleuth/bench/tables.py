@@ -597,7 +597,7 @@ def transformed(v: View) -> list[str]:
         return []
     names = list(dict.fromkeys(v.cells[k]["params"]["transform"] for k in keys))
     suspects = list(dict.fromkeys(v.cells[k]["params"]["suspect"] for k in keys))
-    rows, same, total = [], 0, 0
+    rows, same, total, stolen, cleared = [], 0, 0, 0, 0
     for suspect in suspects:
         plain = v.result(verify_key(suspect))
         row = [_short(suspect), _strongest(plain) if plain else DASH]
@@ -608,20 +608,25 @@ def transformed(v: View) -> list[str]:
                 continue
             total += 1
             same += plain is not None and r["verdict"] == plain["verdict"]
+            stolen += r["verdict"] == "stolen"
+            cleared += r["verdict"] == "not_stolen"
             row.append(_strongest(r))
         rows.append(row)
     return [
         "Each copy's answers transformed by its thief at no cost to his customers (a secret "
         "rotation, a permutation of coordinates, a scale and a shift, Gaussian noise of 10 % "
         "of each coordinate's spread) and verified through the black-box route (`sleuth "
-        "challenge`, answers, `verify --suspect-reps`; every reference used, as the "
-        "architecture of an API is unknown). A cell: the verdict and its strongest counted test "
-        "(Holm-adjusted p) and, when stolen, its margin (the smallest α at which two families "
-        "reject).",
+        "challenge`, answers, `verify --suspect-reps`) against the references of the victim's "
+        "recipe, the zoo `sleuth references` builds (an API's architecture is unknown, and "
+        "encoders of the victim's recipe are the most victim-like independent ones; "
+        "docs/verification.md says what references of other kinds cost). A cell: the verdict "
+        "and its strongest counted test (Holm-adjusted p) and, when stolen, its margin (the "
+        "smallest α at which two families reject).",
         "",
         *md(["copy", "as it is", *names], rows, "l" * (2 + len(names))),
         "",
-        f"Verdicts equal to the untransformed copy's: {same} of {total}.",
+        f"Verdicts equal to the untransformed copy's: {same} of {total}; `stolen`: {stolen} "
+        f"of {total}; `not_stolen`: {cleared} of {total}.",
     ]
 
 
