@@ -48,13 +48,11 @@ def test_demo_tells_the_story_and_resume_reuses_every_model(plan, tmp_path):
     # with evidence from two families
     copy = by_name["stolen-mse"]
     assert copy.verdict == "stolen", copy.strongest
-    # the independent encoder is never accused. It is not cleared either at this toy scale: in
-    # 16 dimensions one seed of the six sits 3 reference sds closer to the victim in raw
-    # coordinates (distance-l2 adjusted p 0.01), and evidence below 0.05 blocks clearing by
-    # design; the full-size demo clears its independent encoder (docs/benchmarks.md)
-    assert by_name["independent-6"].verdict != "stolen"
+    # the independent encoder is never accused, and five references are too few to clear it
+    # (nine tests against five references cannot see a suspect 4 sds away)
+    assert by_name["independent-6"].verdict == "inconclusive"
     assert all(r.check == "ok" for r in result.rows)
-    assert result.ok == (by_name["independent-6"].verdict == "not_stolen")
+    assert result.ok
     # the independent encoder is calibrated against the others only, never against itself
     inputs = read_statement(by_name["independent-6"].report)["predicate"]["inputs"]
     assert len(inputs["references"]) == 5

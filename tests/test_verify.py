@@ -15,7 +15,14 @@ from sleuth.errors import SleuthError
 from sleuth.models import Encoder, load_encoder, save_encoder
 from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify, stats
 from sleuth.verify.result import TestResult
-from sleuth.verify.verdict import CLEAR_MAX_SHIFT, Decision, adjust, verdict, verdict_p
+from sleuth.verify.verdict import (
+    CLEAR_MAX_ATYPICAL,
+    CLEAR_MAX_SHIFT,
+    Decision,
+    adjust,
+    verdict,
+    verdict_p,
+)
 
 SETTINGS = ChallengeSettings(samples=60, noise_points=20, noise_draws=5)
 
@@ -200,6 +207,24 @@ def test_clearing_needs_evidence_of_independence():
     adjust(few, 0.01)
     assert few[0].shift_needed > CLEAR_MAX_SHIFT  # three references: 2 degrees of freedom
     assert verdict(few)[0] == "inconclusive"
+    # nine tests against six references cannot see a suspect 4 sds away (the symmetrized copy of
+    # the demo recipe sat 4.4 sds from six in its most atypical test): not cleared; twelve can
+    families = ("watermark", "distance", "similarity")
+    six = [_decision(families[i % 3], 0.5) for i in range(9)]
+    adjust(six, 0.01)
+    assert all(d.shift_atypical > CLEAR_MAX_ATYPICAL for d in six)
+    label, why = verdict(six)
+    assert label == "inconclusive" and "could not tell" in why
+    refs12 = (*TYPICAL_REFS, 0.97, 1.03, 0.92, 1.08, 0.99, 1.01)
+    twelve = [_decision(families[i % 3], 0.5, refs=refs12) for i in range(9)]
+    adjust(twelve, 0.01)
+    assert all(d.shift_atypical <= CLEAR_MAX_ATYPICAL for d in twelve)
+    assert verdict(twelve)[0] == "not_stolen"
+    # a suspect 4.4 sds from those twelve, on the unsuspicious side, is atypical there
+    m, sd = np.mean(refs12), np.std(refs12, ddof=1)
+    far = [*twelve[:8], _decision("similarity", 0.5, score=m + 4.4 * sd, refs=refs12)]
+    adjust(far, 0.01)
+    assert verdict(far)[0] == "inconclusive" and far[-1].atypical
 
 
 def test_a_suspect_of_another_size(zoo, tmp_path):

@@ -15,7 +15,8 @@ The rule (docs/verification.md gives the reasoning):
    one kind of evidence that a careful thief could switch off. ``not_stolen`` only with evidence
    of independence: nothing below the looser family-wise level ``CLEAR``, the suspect's score
    typical of the references in every counted test (two-sided, so a copy that is *unlike* every
-   independent model is not cleared), and tests in two families that would have seen a copy.
+   independent model is not cleared) with references enough to have seen a suspect
+   ``CLEAR_MAX_ATYPICAL`` sds away, and tests in two families that would have seen a copy.
    Anything else is ``inconclusive``.
 """
 
@@ -38,6 +39,11 @@ CLEAR = 0.05  # family-wise level below which evidence, even if not accusing, bl
 # counted test must reject a score this many reference sds from the references' mean. The bench's
 # weakest caught copies sit at 20 or more sds in their strongest test (docs/verification.md).
 CLEAR_MAX_SHIFT = 10.0
+# ... and the typicality check must have been able to see a suspect this many reference sds from
+# the references, in either direction: the bench's copy least like the victim (symmetrized, demo
+# recipe) sits 3.5 sds from twenty references and 4.4 from six in its most atypical test, and
+# six references cannot flag anything nearer than 5 sds (with nine tests: at least 10 needed).
+CLEAR_MAX_ATYPICAL = 4.0
 VERDICTS = ("stolen", "not_stolen", "inconclusive")
 DECISION_RULE = (
     "A test counts if it ran, its assumptions held and it is not a duplicate of another test's "
@@ -47,9 +53,10 @@ DECISION_RULE = (
     "Holm's correction runs over every counted test of every victim at alpha. stolen: "
     "rejections from at least two families of evidence. not_stolen: no adjusted p below "
     f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
-    f"on the smaller of their standard deviation and a robust scale, Holm at {CLEAR}), and in at "
-    "least two families a test that would have rejected a score "
-    f"{CLEAR_MAX_SHIFT:g} reference standard deviations away. Otherwise inconclusive."
+    f"on the smaller of their standard deviation and a robust scale, Holm at {CLEAR}) with "
+    f"enough references that a score {CLEAR_MAX_ATYPICAL:g} reference standard deviations away "
+    "would have been atypical, and in at least two families a test that would have rejected a "
+    f"score {CLEAR_MAX_SHIFT:g} reference standard deviations away. Otherwise inconclusive."
 )
 
 
@@ -63,6 +70,7 @@ class Decision:
     p_reference: float | None = None
     p_typical: float | None = None  # two-sided: is the suspect among the references?
     shift_needed: float | None = None  # reference sds from their mean that would reject
+    shift_atypical: float | None = None  # reference sds, either way, that would be atypical
     counted: bool = False
     p_decision: float = 1.0
     p_adjusted: float = float("nan")
@@ -81,6 +89,7 @@ class Decision:
             "p_reference": num(self.p_reference),
             "p_typical": num(self.p_typical),
             "shift_needed": num(self.shift_needed),
+            "shift_atypical": num(self.shift_atypical),
             "counted": self.counted,
             "p_decision": num(self.p_decision),
             "p_adjusted": num(self.p_adjusted),
@@ -144,6 +153,8 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
         atypical = multipletests([d.p_typical for d in typical], CLEAR, method="holm")[0]
         for d, a in zip(typical, atypical, strict=True):
             d.atypical = bool(a)
+            k = sum(math.isfinite(s) for s in d.reference_scores)
+            d.shift_atypical = stats.detectable_shift(k, CLEAR / len(typical) / 2)
 
 
 def verdict(decisions: list[Decision]) -> tuple[str, str]:
@@ -167,6 +178,17 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
         return "inconclusive", (
             f"nothing accuses, but the suspect is unlike every independent reference in "
             f"{', '.join(atypical)}: no evidence of independence"
+        )
+    blind = [
+        d.result.name
+        for d in counted
+        if d.shift_atypical is None or d.shift_atypical > CLEAR_MAX_ATYPICAL
+    ]
+    if blind:
+        return "inconclusive", (
+            f"nothing accuses, but with these references {', '.join(blind)} could not tell a "
+            f"suspect {CLEAR_MAX_ATYPICAL:g} reference sds away from one of them: no evidence "
+            "of independence (a zoo of at least 10 references, `sleuth references`, can give it)"
         )
     powered = {
         d.result.family
