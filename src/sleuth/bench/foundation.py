@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.bench.cells import Context, victim_watermark
-from sleuth.bench.plan import Cell
+from sleuth.bench.plan import Cell, Plan
 from sleuth.bench.runner import (
     RESULTS_FILE,
     CellStore,
@@ -120,7 +120,10 @@ def run_foundation(
     check_folder(out, marker)
     mark_folder(out, marker)
     store = CellStore(out)
-    cells = [replace(c, params=json.loads(json.dumps(c.params))) for c in _cells(suite, data, task)]
+    plan = Plan()  # parameters in the JSON-normal form the records hold
+    for cell in _cells(suite, data, task):
+        plan.add(cell)
+    cells = list(plan.cells.values())
     ran, reused, hardware = run_cells(store, cells, device=device, progress=progress)
     ctx = Context(out, device)
     runs: dict[str, Any] = {}
