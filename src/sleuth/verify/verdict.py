@@ -188,7 +188,7 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
         return "inconclusive", (
             f"nothing accuses, but with these references {', '.join(blind)} could not tell a "
             f"suspect {CLEAR_MAX_ATYPICAL:g} reference sds away from one of them: no evidence "
-            "of independence (a zoo of at least 10 references, `sleuth references`, can give it)"
+            "of independence (more references, a zoo from `sleuth references`, can give it)"
         )
     powered = {
         d.result.family
