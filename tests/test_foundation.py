@@ -91,3 +91,13 @@ def test_cli_prints_every_encoder_on_every_predictor(ran, monkeypatch):
     monkeypatch.setitem(FOUNDATION_SUITES, TINY.name, TINY)
     res = runner.invoke(app, [*args, "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["runs"] == result.results["runs"]
+
+
+def test_under_torchrun_it_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """One process per bench, as for the papers' suites: every rank would train every cell."""
+    from sleuth.errors import SleuthError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SleuthError, match="one process"):
+        run_foundation("", tmp_path / "out", device="cpu", suite=TINY)
+    assert not (tmp_path / "out").exists()

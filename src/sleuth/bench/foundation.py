@@ -24,7 +24,7 @@ from sleuth.bench.runner import (
     Progress,
     bench_identity,
     check_folder,
-    mark_folder,
+    claim_folder,
     run_cells,
 )
 from sleuth.data import load_images
@@ -118,7 +118,7 @@ def run_foundation(
     out = Path(out_dir)
     marker = bench_identity(suite.name, data, task)
     check_folder(out, marker)
-    mark_folder(out, marker)
+    claim_folder(out, marker, device)
     store = CellStore(out)
     plan = Plan()  # parameters in the JSON-normal form the records hold
     for cell in _cells(suite, data, task):

@@ -144,8 +144,13 @@ def check_folder(out: Path, identity: dict[str, str]) -> None:
         )
 
 
-def mark_folder(out: Path, identity: dict[str, str]) -> None:
-    """Make the bench folder and write its marker (once): the folder now serves this bench."""
+def claim_folder(out: Path, identity: dict[str, str], device: str) -> None:
+    """Before a run writes anything: refuse torchrun (every rank would run and write every cell;
+    one process per bench, one device per cell) and a device that does not resolve, then make the
+    bench folder and write its marker (once): the folder now serves this bench."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SleuthError("sleuth bench runs as one process: start it without torchrun")
+    resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / BENCH_FILE).exists():
         atomic_write_text(out / BENCH_FILE, json.dumps(identity, indent=2) + "\n")
@@ -251,11 +256,7 @@ def run_bench(
     results.json, tables.md and the scaling plot from every finished cell."""
     start = time.perf_counter()
     groups = _groups(only)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # every rank would run and write every cell; one process per bench, one device per cell
-        raise SleuthError("sleuth bench runs as one process: start it without torchrun")
-    resolve_device(device)
-    mark_folder(bench.out, bench_identity(bench.suite.name, bench.data, bench.task))
+    claim_folder(bench.out, bench_identity(bench.suite.name, bench.data, bench.task), device)
     ran, reused, hardware = run_cells(
         bench, bench.plan.select(groups), device=device, progress=progress
     )
