@@ -738,6 +738,22 @@ def typicality(score: float, reference_scores: Sequence[float]) -> float:
     return float(min(1.0, 2 * stats.t.sf(t, k - 1)))
 
 
+def holm(p_values: Sequence[float], alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down correction: which of ``p_values`` reject at family-wise level ``alpha``
+    and their adjusted p-values (the running maximum of (m − i)·p₍ᵢ₎ in ascending order, at most
+    1); a test rejects exactly when its adjusted p is at most ``alpha``. The same numbers as
+    statsmodels' ``multipletests(method="holm")`` (tests/test_verify_stats.py), which calls
+    ``gc.collect()`` on every use: a quarter of a second in a process holding a zoo of models,
+    measured at half the time of a small bench.
+    """
+    p = _vector(np.asarray(p_values, dtype=np.float64), "p_values")
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted <= alpha, adjusted
+
+
 def detectable_shift(k: int, level: float) -> float:
     """How far (in the references' standard deviations) a suspect's score must sit from their
     mean for the one-sided prediction-interval p of :func:`calibrate` to fall below ``level``

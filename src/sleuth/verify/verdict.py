@@ -27,8 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from statsmodels.stats.multitest import multipletests
-
 from sleuth.verify import stats
 from sleuth.verify.evidence import TestInfo
 from sleuth.verify.result import TestResult, finite_or_none
@@ -142,7 +140,7 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
     counted = [d for d in decisions if d.counted]
     if not counted:
         return
-    reject, adjusted, _, _ = multipletests([d.p_decision for d in counted], alpha, method="holm")
+    reject, adjusted = stats.holm([d.p_decision for d in counted], alpha)
     for d, r, p in zip(counted, reject, adjusted, strict=True):
         d.rejected, d.p_adjusted = bool(r), float(p)
     for d in counted:
@@ -150,7 +148,7 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
         d.shift_needed = stats.detectable_shift(k, alpha / len(counted))
     typical = [d for d in counted if d.p_typical is not None and math.isfinite(d.p_typical)]
     if typical:
-        atypical = multipletests([d.p_typical for d in typical], CLEAR, method="holm")[0]
+        atypical = stats.holm([d.p_typical for d in typical], CLEAR)[0]
         for d, a in zip(typical, atypical, strict=True):
             d.atypical = bool(a)
             k = sum(math.isfinite(s) for s in d.reference_scores)
