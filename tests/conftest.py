@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # pytest-xdist runs the files on parallel workers: each worker (and every process it starts)
+    # gets its share of the cores, not all of them, or the workers' thread pools fight
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 
 
 def synthetic_images(n: int = 96, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from sleuth.cli import app
 from sleuth.fileio import sha256_file
 from sleuth.models import load_encoder
+from sleuth.serve.process import free_port
 
 runner = CliRunner()
 TINY = ["--epochs", "1", "--batch-size", "16", "--rep-dim", "16", "--device", "cpu", "--quiet"]
@@ -123,7 +124,7 @@ def test_torchrun_two_cpu_processes(tiny_npz, tmp_path):
         "--nproc-per-node",
         "2",
         "--master-port",
-        "29531",
+        str(free_port()),  # a fixed port collides with another run of the suite
         "-m",
         "sleuth",
         "embed",
