@@ -6,21 +6,16 @@ The CIFAR stem (3x3 stride-1 convolution, no max-pool) is the usual patch for 32
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
 from torch import nn
-from torchvision import models as tvm
-
-RESNETS: dict[str, Callable[..., tvm.ResNet]] = {
-    "resnet18": tvm.resnet18,
-    "resnet34": tvm.resnet34,
-    "resnet50": tvm.resnet50,
-}
 
 
 def build_resnet(name: str, in_channels: int, cifar_stem: bool) -> nn.Module:
-    """A randomly initialised torchvision ResNet without its classifier; sets ``out_dim``."""
-    net = RESNETS[name](weights=None)
+    """A randomly initialised torchvision ResNet (``name``: resnet18, resnet34, resnet50) without
+    its classifier; sets ``out_dim``. torchvision is imported here, when a ResNet is built: its
+    import (1.7 s, most of it torch._dynamo) would otherwise start every command."""
+    net = getattr(importlib.import_module("torchvision.models"), name)(weights=None)
     out_dim = net.fc.in_features
     if cifar_stem:
         net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
