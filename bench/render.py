@@ -384,6 +384,29 @@ def _floor_goals(r: dict) -> str:
     return goals + ("missed by " + ", ".join(missed) + "." if missed else "met.")
 
 
+def suite_time() -> list[str]:
+    """README's test command, timed (bench/suite_time.py)."""
+    r = load("suite-time")
+    if not r:
+        return ["*(not run yet: `python bench/suite_time.py`)*"]
+    minutes, seconds = divmod(round(r["wall_s"]), 60)
+    out = [
+        f"Machine: {machine_line(r['machine'])}. Command: `python bench/suite_time.py` (it runs "
+        f"`{r['command']}`, README's, with pyproject's options: a worker per core, at most 4, "
+        "each file on one worker).",
+        "",
+        f"{r['tests'] - r['skipped']} tests passed and {r['skipped']} skipped in "
+        f"{minutes}:{seconds:02d} ({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s of CPU on "
+        f"{r['cores']} cores; goal ≤ 5 minutes on 2 cores: "
+        f"{'met' if r['wall_s'] <= 300 else 'missed'}). The slowest (setup included):",
+        "",
+        "| test | s |",
+        "| --- | ---: |",
+    ]
+    out += [f"| `{row['test']}` | {row['seconds']:.1f} |" for row in r["slowest"]]
+    return out
+
+
 def peers() -> list[str]:
     """sleuth's trainer beside lightly's (``sleuth bench --suite peers``)."""
     r = load("peers")
@@ -907,6 +930,10 @@ def main() -> None:
         "## Verification against its floor (issue 18)",
         "",
         *verify_floor(),
+        "",
+        "## The default test suite (issue 18)",
+        "",
+        *suite_time(),
         "",
         "## Data larger than memory (issue 18)",
         "",
