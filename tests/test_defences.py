@@ -287,7 +287,14 @@ def test_apply_defences_runs_them_in_order():
 
 def test_specs_round_trip_through_describe(surrogate):
     assert set(DEFENCES) == {
-        "noise", "topk", "round", "poison", "similar", "b4b", "transform", "pow"
+        "noise",
+        "topk",
+        "round",
+        "poison",
+        "similar",
+        "b4b",
+        "transform",
+        "pow",
     }
     assert parse_defence(" topk : k = 10 ").describe() == {"name": "topk", "k": 10}
     assert parse_defence("noise:sigma=0.5").describe() == {"name": "noise", "sigma": 0.5, "mean": 0}
