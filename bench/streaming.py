@@ -330,6 +330,7 @@ def main() -> None:
     path = ROOT / args.results
     if args.speed_only:
         results = json.loads(path.read_text())
+        speed["command"] = "python bench/streaming.py " + " ".join(sys.argv[1:])
         results |= {"speed": speed, "speed_measured": time.strftime("%Y-%m-%d %H:%M")}
         results["speed"]["load_average"] = [load_before, os.getloadavg()]
         path.write_text(json.dumps(results, indent=1) + "\n")

@@ -111,6 +111,16 @@ def test_threshold_and_flag_choose_the_path(specs, monkeypatch):
     assert not load_images(specs["h5"]).streaming
 
 
+@pytest.mark.parametrize(
+    "cores, world, workers", [(1, 1, 0), (2, 1, 0), (3, 1, 2), (8, 1, 4), (8, 2, 3), (8, 4, 0)]
+)
+def test_default_workers_leave_small_machines_to_torch(cores, world, workers, monkeypatch):
+    """A core per training process first; workers only where more than two cores per process
+    are left (on two, one worker slowed streamed training: docs/benchmarks.md), at most 4."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert lazy.default_workers(world) == workers
+
+
 @pytest.mark.slow
 def test_embed_streamed_with_workers_is_the_in_memory_embed(specs, tmp_path):
     """Same batches in the same order: the same split, fingerprint and weights to the bit; the

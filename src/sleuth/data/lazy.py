@@ -176,12 +176,16 @@ def streams(option: str | None, nbytes: int) -> bool:
 
 
 def default_workers(world: int = 1) -> int:
-    """DataLoader workers per process: the cores left after one per training process, up to 4."""
+    """DataLoader workers per process: the cores left after one per training process, up to 4,
+    and none with two cores or fewer per process, where a worker takes its core from torch's
+    threads (measured on 2 cores: streamed training at 0.73× the in-memory speed with one worker,
+    0.91× decoding in the training process; docs/benchmarks.md)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(0, min(4, cores // world - 1))
+    per_process = cores // world
+    return min(4, per_process - 1) if per_process > 2 else 0
 
 
 class _Rows(Dataset):
