@@ -164,6 +164,67 @@ def verdict() -> list[str]:
     return out
 
 
+def null_trainers() -> list[str]:
+    """Independent encoders from other trainers as suspects (bench/null_trainers.py)."""
+    r = load("null-trainers")
+    if not r:
+        return ["*(not run yet: `python bench/null_trainers.py`)*"]
+    s, rates = r["settings"], r["rates"]
+    out = [
+        "### Independent encoders from other trainers",
+        "",
+        f"Machine: {machine_line(r['machine'])}. Command: `python bench/null_trainers.py`. "
+        "Encoders of the victim's architecture trained on the victim's own private images by "
+        "lightly's SimCLR, BYOL, Barlow Twins and MoCo v2 (its losses, heads and momentum "
+        "updates; sleuth's augmentation) and by supervised cross-entropy, the recipe's epochs, "
+        "batch and learning rate, two seeds each; each verified as a suspect against the demo's "
+        f"victim with the {s['zoo']}-member zoo as references ({s['samples']} samples, "
+        f"{s['queries']:,} queries). The victim's linear-probe accuracy: "
+        f"{100 * r['victim_probe_accuracy']:.1f} %.",
+        "",
+        "| encoder | probe % | train s | verdict | why |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for name, m in r["models"].items():
+        out.append(
+            f"| {name} | {100 * m['probe_accuracy']:.1f} | {m['train_s']:.0f} | {m['verdict']} | "
+            f"{m['reason']} |"
+        )
+    out += ["", "| under the null | rate | 95 % interval |", "| --- | --- | --- |"]
+    rows = [("accused (verdict stolen)", rates["accused"]), ("cleared", rates["cleared"])]
+    rows += [(f"test {t} rejects", v) for t, v in rates["per_test"].items()]
+    for what, v in rows:
+        low, high = v["ci95"]
+        out.append(f"| {what} | {v['k']}/{v['n']} | {low:.3f}-{high:.3f} |")
+    return out
+
+
+def off_distribution() -> list[str]:
+    """The aligned distance on shifted images (bench/off_distribution.py)."""
+    r = load("off-distribution")
+    if not r:
+        return ["*(not run yet: `python bench/off_distribution.py`)*"]
+    names = list(r["suspects"])
+    first = next(iter(r["probes"].values()))["references"]
+    out = [
+        "### Where the copy stolen with inverted images shows",
+        "",
+        f"Machine: {machine_line(r['machine'])}. Command: `python bench/off_distribution.py` on "
+        f"the quick suite's models ({r['bench']}). Aligned cosine distance to the victim "
+        f"(whitened, similarity transform cross-fitted on the probe images) on {r['samples']} "
+        "images of each probe set, in the standard deviations of the "
+        f"{first['k']} references' distances from their mean (negative: nearer the victim than "
+        "independent encoders). A rotation or permutation of the outputs changes none of them.",
+        "",
+        "| probe | " + " | ".join(r["suspects"][n] for n in names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for probe, row in r["probes"].items():
+        cells = " | ".join(f"{row['suspects'][n]['sds']:+.1f}" for n in names)
+        out.append(f"| {probe} | {cells} |")
+    return out
+
+
 # B4B Table 1, the Fashion-MNIST column (SimSiam ResNet50 victim on ImageNet; InfoNCE thieves)
 B4B_TABLE1 = {
     ("legit", "none"): "91.22 (all of F-MNIST)",
@@ -924,6 +985,10 @@ def main() -> None:
         "is in docs/verification.md.",
         "",
         *verdict(),
+        *null_trainers(),
+        "",
+        *off_distribution(),
+        "",
         "## A defended API: B4B and proof-of-work behind `sleuth serve` (issue 16)",
         "",
         *serve(),
