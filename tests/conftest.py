@@ -13,7 +13,8 @@ import torch
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     # pytest-xdist runs the files on parallel workers: each worker (and every process it starts)
     # gets its share of the cores, not all of them, or the workers' thread pools fight
-    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _threads = max(1, (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ["OMP_NUM_THREADS"] = str(_threads)
     torch.set_num_threads(_threads)
 

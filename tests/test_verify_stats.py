@@ -370,6 +370,9 @@ def test_holm_by_hand_and_equal_to_statsmodels(monkeypatch):
     assert adjusted.tolist() == pytest.approx([0.09, 0.04, 0.09, 0.5])
     assert reject.tolist() == [False, True, False, False]
     assert stats.holm([0.9, 0.6], 0.05)[1].tolist() == [1.0, 1.0]  # 2 * 0.6 capped at 1
+    # a NaN p-value (no evidence computed) never rejects, and still counts as a test
+    reject, adjusted = stats.holm([float("nan"), 0.001], 0.05)
+    assert reject.tolist() == [False, True] and math.isnan(adjusted[0]) and adjusted[1] == 0.002
     rng = np.random.default_rng(5)
     for m in (1, 2, 9, 30):
         for _ in range(50):

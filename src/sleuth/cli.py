@@ -247,7 +247,7 @@ def embed(
         int | None,
         typer.Option(
             min=0,
-            help="Processes per rank decoding streamed data (folder:/h5: above 2 GiB or with ?stream=1). Default: the cores left after one per rank, at most 4.",
+            help="Processes per rank decoding streamed data (folder:/h5: above 2 GiB or with ?stream=1). Default: the cores left after one per rank, at most 4, and none with two cores or fewer per rank (a worker would take its core from torch's threads).",
         ),
     ] = None,
     download: Annotated[
