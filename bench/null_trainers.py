@@ -15,7 +15,8 @@ and momentum updates (the `peers` extra: pip install -e '.[peers]'):
 and, without lightly, a supervised encoder (cross-entropy on the images' labels through a linear
 layer). Every trainer gets sleuth's batched SimCLR augmentation (two views per image, one for the
 supervised encoder), the victim recipe's epochs, batch size and Adam learning rate, and two seeds.
-Each encoder's linear-probe accuracy on the task shows that it learned something, then it is
+Each encoder's linear-probe accuracy on the task, beside an untrained encoder's, shows what it
+learned (BYOL's and MoCo's momentum suits their ~100 steps: see BASE_MOMENTUM); then it is
 verified as a suspect against the victim with the whole zoo as references (one challenge, as
 bench/verdict.py does).
 
@@ -49,6 +50,10 @@ from sleuth.models.zoo import zoo_members
 from sleuth.probe import probe_accuracy
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.run import owner_for
+
+# momentum of BYOL's and MoCo's target networks, for runs of ~100 steps (each keeps
+# BASE_MOMENTUM ** steps of its random start: 0.9 ** 90 is nothing, 0.99 ** 90 is 40 %)
+BASE_MOMENTUM = 0.9
 
 
 class Method(nn.Module):
@@ -109,7 +114,9 @@ class BYOL(_Momentum):
     def step(self, encoder, x1, x2, y, done):
         from lightly.utils.scheduler import cosine_schedule
 
-        self._update(encoder, cosine_schedule(round(1000 * done), 1000, 0.996, 1))
+        # the base momentum of short runs: at 0.996 (lightly's example, for hundreds of epochs)
+        # the target network of the recipe's ~90 steps would stay mostly its random start
+        self._update(encoder, cosine_schedule(round(1000 * done), 1000, BASE_MOMENTUM, 1))
         p1 = self.prediction(self.projection(encoder(x1)))
         p2 = self.prediction(self.projection(encoder(x2)))
         return 0.5 * (self.loss(p1, self._keys(x2)) + self.loss(p2, self._keys(x1)))
@@ -122,11 +129,12 @@ class MoCo(_Momentum):
 
         super().__init__()
         self.projection = MoCoProjectionHead(encoder.rep_dim, 256, 64)
-        self.loss = NTXentLoss(temperature=0.1, memory_bank_size=(4096, 64))
+        # a bank of 4 batches, well under an epoch, so that no image meets its own older key
+        self.loss = NTXentLoss(temperature=0.1, memory_bank_size=(1024, 64))
         self._momentum_copies(encoder)
 
     def step(self, encoder, x1, x2, y, done):
-        self._update(encoder, 0.99)
+        self._update(encoder, BASE_MOMENTUM)
         return self.loss(self.projection(encoder(x1)), self._keys(x2))
 
 
@@ -214,6 +222,12 @@ def accuracy(encoder: Encoder, task: str) -> float:
     return probe_accuracy(tr, train_part.labels.numpy(), te, test_part.labels.numpy())[0]
 
 
+def untrained_encoder(victim: Path) -> Encoder:
+    """The victim's architecture from a seed of these runs, never trained: the probe's floor."""
+    torch.manual_seed(2000)
+    return Encoder(load_encoder(victim / "encoder.pt").config).eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", default="runs/demo")
@@ -261,6 +275,7 @@ def main() -> None:
             },
         },
         "victim_probe_accuracy": accuracy(load_encoder(victim / "encoder.pt"), task),
+        "untrained_probe_accuracy": accuracy(untrained_encoder(victim), task),
         "settings": {"samples": args.samples, "queries": len(ch.images), "zoo": len(zoo)},
         "machine": machine(),
         "seconds": round(time.perf_counter() - start, 1),

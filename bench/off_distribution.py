@@ -4,7 +4,8 @@ victim on the victim's images and on shifted images, for copies, other owners an
 The quick suite's thief who queries the victim with inverted images (`mse-1000-otherdata`) is
 found, untransformed, only by the distance in raw coordinates; rotated or permuted, every test is
 typical of the references and the suspect is cleared. This measures why: for each probe set (the
-challenge's private and public images, and public images inverted, at higher contrast, blurred or
+victim's private and public images; public images inverted, which are the thief's own queries,
+and private images inverted, which it never sent; public images at higher contrast, blurred or
 with Gaussian noise), every model's representations are whitened and mapped onto the victim's by
 the similarity transform cross-fitted on the probe images themselves (as `aligned-cosine` does on
 private images), and its mean cosine distance to the victim is placed among the references' in
@@ -39,8 +40,8 @@ SUSPECTS = {
     "steal/mse-1000": "mse",
     "steal/stolenencoder-500": "StolenEncoder, 500 queries",
     "steal/stolenencoder-1000-rotinv": "StolenEncoder trained invariant to rotations",
-    "embed/owner-1": "another owner (independent)",
-    "embed/owner-2": "another owner (independent)",
+    "embed/owner-1": "another owner, seed 101 (independent)",
+    "embed/owner-2": "another owner, seed 102 (independent)",
 }
 SHIFTS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
     "inverted": lambda x, g: 1 - x,
@@ -72,8 +73,9 @@ def main() -> None:
     rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
     private = to_float(data.images[rng.permutation(np.asarray(split.private))[: args.samples]])
     public = to_float(data.images[rng.permutation(np.asarray(split.public))[: args.samples]])
-    probes = {"private": private, "public": public}
-    probes |= {name: shift(public, gen) for name, shift in SHIFTS.items()}
+    # the thief queried inverted public images: inverted private images are ones it never sent
+    probes = {"private": private, "public": public, "inverted private (held out)": 1 - private}
+    probes |= {f"{name} public": shift(public, gen) for name, shift in SHIFTS.items()}
     refs = sorted(
         (p for p in (models / "embed").glob("ref-*")), key=lambda p: int(p.name.split("-")[1])
     )
