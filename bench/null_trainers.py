@@ -47,7 +47,7 @@ from sleuth.data import load_images, to_float
 from sleuth.data.augment import SimCLRAugment
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.zoo import zoo_members
-from sleuth.probe import probe_accuracy
+from sleuth.probe import linear_probe
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.run import owner_for
 
@@ -214,14 +214,6 @@ def train(method: str, seed: int, victim: Path, out: Path) -> dict:
     return result
 
 
-def accuracy(encoder: Encoder, task: str) -> float:
-    """Linear-probe test accuracy on the task (``sleuth.probe``)."""
-    train_part, test_part = load_images(task, "train"), load_images(task, "test")
-    tr = encoder.represent(train_part.images).numpy()
-    te = encoder.represent(test_part.images).numpy()
-    return probe_accuracy(tr, train_part.labels.numpy(), te, test_part.labels.numpy())[0]
-
-
 def untrained_encoder(victim: Path) -> Encoder:
     """The victim's architecture from a seed of these runs, never trained: the probe's floor."""
     torch.manual_seed(2000)
@@ -257,7 +249,7 @@ def main() -> None:
             encoder = load_encoder(folder / "encoder.pt")
             models[name] = {
                 **trained,
-                "probe_accuracy": accuracy(encoder, task),
+                "probe_accuracy": linear_probe(encoder, task).accuracy,
                 **judge(owner, ch, encoder.represent(ch.images).numpy(), refs),
             }
             m = models[name]
@@ -274,8 +266,8 @@ def main() -> None:
                 for t in tests
             },
         },
-        "victim_probe_accuracy": accuracy(load_encoder(victim / "encoder.pt"), task),
-        "untrained_probe_accuracy": accuracy(untrained_encoder(victim), task),
+        "victim_probe_accuracy": linear_probe(load_encoder(victim / "encoder.pt"), task).accuracy,
+        "untrained_probe_accuracy": linear_probe(untrained_encoder(victim), task).accuracy,
         "settings": {"samples": args.samples, "queries": len(ch.images), "zoo": len(zoo)},
         "machine": machine(),
         "seconds": round(time.perf_counter() - start, 1),
