@@ -91,6 +91,7 @@ def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray]) -> dict:
             }
             for d in counted
         },
+        "withheld_by": [d.result.name for d in decisions if d.guards and d.atypical],
     }
 
 
@@ -182,6 +183,7 @@ def main() -> None:
             for b in BUDGETS
         },
         "cleared": rate(sum(r["verdict"] == "not_stolen" for r in null), len(null)),
+        "withheld": rate(sum(bool(r.get("withheld_by")) for r in null), len(null)),
         "per_test": {
             t: rate(sum(r["tests"].get(t, {}).get("rejected", False) for r in null), len(null))
             for t in tests
@@ -237,6 +239,7 @@ def render(results: dict) -> str:
     for label, x in [
         ("accused (verdict stolen)", rates["accused"]),
         ("cleared (not_stolen)", rates["cleared"]),
+        *([("atypical on shifted images", rates["withheld"])] if "withheld" in rates else []),
         *((f"test {t} rejects", v) for t, v in rates["per_test"].items()),
     ]:
         lines.append(f"| {label} | {x['k']}/{x['n']} | {x['ci95'][0]:.3f}-{x['ci95'][1]:.3f} |")

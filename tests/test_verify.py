@@ -145,6 +145,13 @@ def _decision(
     )
 
 
+def _guard(score: float = 1.0, refs=TYPICAL_REFS, p: float = 0.5) -> Decision:
+    """A clearing-only decision (a shifted-image test): never counted, typicality only."""
+    d = _decision("shift", p, counted=False, score=score, refs=refs)
+    d.guards = True
+    return d
+
+
 def test_the_rule_needs_two_families_and_holm_spans_everything():
     """stolen needs rejections in two families after Holm over every counted test; evidence at
     the looser 0.05 level blocks clearing."""
@@ -194,37 +201,62 @@ def test_clearing_needs_evidence_of_independence():
     """not_stolen only when the suspect is typical of the references in every counted test (a
     copy far on the *unsuspicious* side is not cleared) and two families had the power to see a
     copy (enough references): the symmetrized copy the old rule cleared sat 88 sds below."""
-    typical = [_decision("watermark", 0.4), _decision("distance", 0.6)]
+    typical = [_decision("watermark", 0.4), _decision("distance", 0.6), _guard()]
     adjust(typical, 0.01)
     assert verdict(typical)[0] == "not_stolen"
-    assert all(d.shift_needed < CLEAR_MAX_SHIFT for d in typical)
-    unlike = [_decision("watermark", 0.4), _decision("distance", 0.99, score=0.2)]
+    assert all(d.shift_needed < CLEAR_MAX_SHIFT for d in typical[:2])
+    unlike = [_decision("watermark", 0.4), _decision("distance", 0.99, score=0.2), _guard()]
     adjust(unlike, 0.01)
     assert unlike[1].atypical and not unlike[0].atypical
     label, why = verdict(unlike)
     assert label == "inconclusive" and "unlike every independent reference" in why
-    few = [_decision("watermark", 0.4, refs=(0.9, 1.1, 1.0)), _decision("distance", 0.6)]
+    few = [_decision("watermark", 0.4, refs=(0.9, 1.1, 1.0)), _decision("distance", 0.6), _guard()]
     adjust(few, 0.01)
     assert few[0].shift_needed > CLEAR_MAX_SHIFT  # three references: 2 degrees of freedom
     assert verdict(few)[0] == "inconclusive"
     # nine tests against six references cannot see a suspect 4 sds away (the symmetrized copy of
     # the demo recipe sat 4.4 sds from six in its most atypical test): not cleared; twelve can
     families = ("watermark", "distance", "similarity")
-    six = [_decision(families[i % 3], 0.5) for i in range(9)]
+    six = [*(_decision(families[i % 3], 0.5) for i in range(9)), _guard()]
     adjust(six, 0.01)
     assert all(d.shift_atypical > CLEAR_MAX_ATYPICAL for d in six)
     label, why = verdict(six)
     assert label == "inconclusive" and "could not tell" in why
     refs12 = (*TYPICAL_REFS, 0.97, 1.03, 0.92, 1.08, 0.99, 1.01)
-    twelve = [_decision(families[i % 3], 0.5, refs=refs12) for i in range(9)]
+    twelve = [
+        *(_decision(families[i % 3], 0.5, refs=refs12) for i in range(9)),
+        _guard(1.0, refs12),
+    ]
     adjust(twelve, 0.01)
     assert all(d.shift_atypical <= CLEAR_MAX_ATYPICAL for d in twelve)
     assert verdict(twelve)[0] == "not_stolen"
     # a suspect 4.4 sds from those twelve, on the unsuspicious side, is atypical there
     m, sd = np.mean(refs12), np.std(refs12, ddof=1)
-    far = [*twelve[:8], _decision("similarity", 0.5, score=m + 4.4 * sd, refs=refs12)]
+    far = [*twelve[:8], _decision("similarity", 0.5, score=m + 4.4 * sd, refs=refs12), twelve[-1]]
     adjust(far, 0.01)
-    assert verdict(far)[0] == "inconclusive" and far[-1].atypical
+    assert verdict(far)[0] == "inconclusive" and far[-2].atypical
+
+
+def test_shifted_images_only_withhold_a_clearance():
+    """The shifted-image tests never accuse and never count in Holm, however small their p; a
+    suspect atypical of the references on shifted images (the copy stolen with inverted images:
+    8 reference sds nearer the victim there, typical on the victim's own images) is not cleared,
+    and without any shifted-image test nothing is cleared."""
+    m, sd = np.mean(TYPICAL_REFS), np.std(TYPICAL_REFS, ddof=1)
+    base = [_decision("watermark", 0.4), _decision("distance", 0.6)]
+    near = [*base, _guard(score=m - 8 * sd, p=1e-12)]
+    adjust(near, 0.01)
+    assert not near[-1].counted and not near[-1].rejected and near[-1].atypical
+    assert [d.p_adjusted for d in near[:2]] == [0.8, 0.8]  # Holm over the two counted tests only
+    label, why = verdict(near)
+    assert label == "inconclusive" and "shift" in why
+    two_with_guard = [_decision("watermark", 1e-9), _guard(score=m - 8 * sd, p=1e-12)]
+    adjust(two_with_guard, 0.01)
+    assert verdict(two_with_guard)[0] == "inconclusive"  # one family rejects; a guard is none
+    unguarded = [_decision("watermark", 0.4), _decision("distance", 0.6)]
+    adjust(unguarded, 0.01)
+    label, why = verdict(unguarded)
+    assert label == "inconclusive" and "shifted images" in why
 
 
 def test_a_suspect_of_another_size(zoo, tmp_path):
@@ -429,6 +461,35 @@ def test_challenge_prefixes_are_nested_and_lean_asks_one_image_a_sample(zoo):
     assert not len(lean.roles["rotated"]) and len(lean.sources["public"]) == 0
     np.testing.assert_array_equal(lean.roles["private"], ch.roles["private"][:25])
     assert ch.prefix(10**6).queries == ch.queries
+
+
+def test_the_shifted_images_are_shifts_of_private_ones_and_old_keys_rebuild_the_same(zoo):
+    """Each shift in SHIFTS holds a fifth of the samples (at least 10): the first private images,
+    shifted (an inverted image is 1 - the image); a prefix cuts them in proportion, a lean round
+    asks none; settings recorded before shifts existed rebuild a challenge without them, image
+    for image the same as one asked for none."""
+    from sleuth.models import load_owner_key
+    from sleuth.verify.challenge import SHIFT_ROLES
+
+    key = load_owner_key(zoo / "victim" / "owner-key.pt")
+    ch = build_challenge(key, SETTINGS)
+    inverted = ch.images[ch.roles["shifted:inverted"]]
+    assert len(inverted) == 12  # 60 // 5
+    private = ch.images[ch.roles["private"][:12]]
+    torch.testing.assert_close(inverted, 1 - private)
+    for role in SHIFT_ROLES.values():
+        assert len(ch.roles[role]) == 12 and not torch.equal(ch.images[ch.roles[role]], private)
+    assert len(ch.prefix(50).roles["shifted:blur"]) == 10  # 12 * 50/60
+    assert len(ch.prefix(40).roles["shifted:blur"]) == 0  # 8 < 10: not worth the queries
+    assert not len(ch.prefix(60, lean=True).roles["shifted:noise"])
+    recorded = {k: v for k, v in SETTINGS.__dict__.items() if k != "shift_samples"}
+    old = build_challenge(key, ChallengeSettings.from_record(recorded))
+    none = build_challenge(key, replace(SETTINGS, shift_samples=0))
+    assert not any(r in old.roles for r in SHIFT_ROLES.values())
+    assert len(old.images) == len(ch.images) - 4 * 12
+    assert torch.equal(old.images, none.images)
+    with pytest.raises(SleuthError, match="shift-samples"):
+        ChallengeSettings(samples=60, shift_samples=5)
 
 
 def test_a_zoo_is_built_once_reused_and_read_as_its_members(zoo, tmp_path):

@@ -750,6 +750,13 @@ def verify(
             help="Private and public images each in the challenge (the verification queries scale with it)."
         ),
     ] = 1000,
+    shift_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="Private images per shift (inverted, contrast, blur, noise) in the challenge; these only guard a clearance (a copy made from unlike queries looks independent on the victim's own images). Default: a fifth of --samples, at least 10; 0: none, and nothing is cleared.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the challenge (which images, rotations, views and noise).")
     ] = 0,
@@ -810,7 +817,7 @@ def verify(
     from sleuth.fileio import check_out_dir, check_out_file
     from sleuth.verify import ChallengeSettings, run_verify
 
-    settings = ChallengeSettings(samples=samples, seed=seed)
+    settings = ChallengeSettings(samples=samples, seed=seed, shift_samples=shift_samples)
     if suspect == "challenge":
         raise SleuthError(
             "the black-box challenge is its own command: sleuth challenge --victim DIR --out FILE.h5"
@@ -867,6 +874,13 @@ def challenge(
     samples: Annotated[
         int, typer.Option(help="Private and public images each in the challenge.")
     ] = 1000,
+    shift_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="Private images per shift (inverted, contrast, blur, noise) in the challenge; these only guard a clearance (a copy made from unlike queries looks independent on the victim's own images). Default: a fifth of --samples, at least 10; 0: none, and nothing is cleared.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the challenge (which images, rotations, views and noise).")
     ] = 0,
@@ -885,7 +899,7 @@ def challenge(
     for path in (out_file, key_file):
         check_out_file(path, force=force)
     key = load_owner_key(victim / "owner-key.pt")
-    settings = ChallengeSettings(samples=samples, seed=seed)
+    settings = ChallengeSettings(samples=samples, seed=seed, shift_samples=shift_samples)
     built = build_challenge(key, settings)
     path, key_path = export_challenge(built, out_file)
     if as_json:

@@ -472,6 +472,8 @@ def _defence_param(family: str, p: Any) -> str:
 def _cell(t: dict[str, Any] | None) -> str:
     if t is None:
         return DASH
+    if t.get("guards"):  # a shifted-image test: never accuses, may withhold a clearance
+        return "**atypical**" if t["atypical"] else "typical"
     if not t["counted"]:
         return "n/c"
     mark = " **✓**" if t["rejected"] else ""
@@ -543,8 +545,10 @@ def verification(v: View) -> list[str]:
         "public images each) and the independent references (each reference against the "
         "others), α = 0.01, Holm over every counted test. A cell is the Holm-adjusted decision "
         "p-value (the larger of the analytic and the reference-calibrated p); **✓** a "
-        "rejection, n/c a test that did not count. Margin: the smallest α at which two "
-        "families reject (the weaker family's best adjusted p). Fewest: the smallest challenge of "
+        "rejection, n/c a test that did not count; the shifted-image tests, which never "
+        "accuse, say whether the suspect is typical of the references there. Margin: the "
+        "smallest α at which two families reject (the weaker family's best adjusted p). "
+        "Fewest: the smallest challenge of "
         f"{', '.join(str(n) for n in v.suite['fewest'])} samples that still finds the copy "
         "stolen (queries to the suspect).",
         "",

@@ -128,7 +128,7 @@ def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
         if kwargs[name] is not None and not all(isinstance(v, str) for v in kwargs[name]):
             raise SleuthError(f"the statement's input {name!r} is not a list of names")
     try:
-        kwargs["settings"] = ChallengeSettings(**kwargs["settings"])
+        kwargs["settings"] = ChallengeSettings.from_record(kwargs["settings"])
     except (TypeError, ValueError, SleuthError) as exc:
         detail = " ".join(str(exc).split())[:200]  # a key may hold a line break
         raise SleuthError(f"the statement's challenge settings are not valid ({detail})") from None

@@ -3,7 +3,8 @@
 One challenge serves white-box and black-box suspects alike. It holds the owner's private
 (trained-on) and public (held-out) images, one privately rotated view per watermark class of some
 private images, two augmented views of private and public images for dataset inference on the
-projection head, and noisy copies of some private images for noise sensitivity. Its images are
+projection head, noisy copies of some private images for noise sensitivity, and photometrically
+shifted copies of some private images (``SHIFTS``), which only a clearance reads. Its images are
 shuffled, so a black-box suspect answering them cannot tell which is which; the roles stay with the
 investigator (``ChallengeKey``).
 """
@@ -11,6 +12,7 @@ investigator (``ChallengeKey``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from sleuth.data import fingerprint, load_images, to_float
 from sleuth.data.augment import SimCLRAugment
@@ -26,9 +29,21 @@ from sleuth.data.watermark import RotationWatermark
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write, atomic_write_text
 from sleuth.models import OwnerKey
-from sleuth.verify.stats import MIN_SAMPLES as MIN_NOISE_POINTS
+from sleuth.verify.stats import MIN_SAMPLES
 
 CHALLENGE_FORMAT = "sleuth-challenge"
+
+# Shifts of private images off the victim's distribution, one role each. A thief who queried with
+# unlike images (inverted ones, say) made a copy that is a copy there and an ordinary encoder on
+# the victim's own images (docs/verification.md); these parts can only withhold a clearance. The
+# set is the common corruptions (a negative, contrast, blur, noise), not the bench thief's alone.
+SHIFTS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "inverted": lambda x, gen: 1 - x,
+    "contrast": lambda x, gen: ((x - 0.5) * 2 + 0.5).clamp(0, 1),
+    "blur": lambda x, gen: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
+    "noise": lambda x, gen: (x + 0.15 * torch.randn(x.shape, generator=gen)).clamp(0, 1),
+}
+SHIFT_ROLES: dict[str, str] = {name: f"shifted:{name}" for name in SHIFTS}
 
 
 @dataclass(frozen=True)
@@ -42,12 +57,30 @@ class ChallengeSettings:
     noise_draws: int = 10
     noise_radius: float = 0.05  # per-pixel uniform noise in [-r, r] on [0, 1] images
     seed: int = 0
+    # private images per shift in SHIFTS (default: a fifth of samples, at least 10; 0: none)
+    shift_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.samples < 10:
             raise SleuthError(f"--samples must be at least 10, got {self.samples}")
         if not 0 < self.noise_radius <= 1 or self.noise_draws < 2 or self.noise_points < 2:
             raise SleuthError("noise settings need radius in (0, 1], >= 2 points and draws")
+        if self.shift_samples is not None and 0 < self.shift_samples < MIN_SAMPLES:
+            raise SleuthError(
+                f"--shift-samples must be 0 or at least {MIN_SAMPLES}, got {self.shift_samples}"
+            )
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ChallengeSettings:
+        """Settings as a challenge key or a report recorded them; one recorded before shifted
+        images existed had none, and rebuilding it must give the same images."""
+        return cls(**{"shift_samples": 0, **record})
+
+    def shifted(self, n: int) -> int:
+        """Private images per shift in a challenge of ``n`` private images."""
+        if self.shift_samples is not None:
+            return min(self.shift_samples, n)
+        return min(max(n // 5, MIN_SAMPLES), n)
 
 
 @dataclass(frozen=True)
@@ -104,11 +137,15 @@ class Challenge:
         points = len(self.roles["noisy_clean"])
         draws = len(self.roles["noisy"]) // max(points, 1)
         q = 0 if lean else round(points * n / n_full)
-        q = q if q >= MIN_NOISE_POINTS else 0
+        q = q if q >= MIN_SAMPLES else 0
         roles["noisy"], roles["noisy_clean"] = (
             self.roles["noisy"][: q * draws],
             roles["private"][:q],
         )
+        for role in SHIFT_ROLES.values():
+            if role in self.roles:  # shifted copies of the first private images, cut likewise
+                m = 0 if lean else round(len(self.roles[role]) * n / n_full)
+                roles[role] = self.roles[role][: m if m >= MIN_SAMPLES else 0]
         sources = {k: v[: len(roles[k])] for k, v in self.sources.items()}
         return replace(self, roles=roles, wm_labels=labels, sources=sources)
 
@@ -164,6 +201,9 @@ def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
         torch.rand((len(points), settings.noise_draws, *points.shape[1:]), generator=gen) * 2 - 1
     ) * r
     parts["noisy"] = (points[:, None] + noise).clamp(0, 1).flatten(0, 1)
+    m = settings.shifted(n)
+    if m:
+        parts |= {SHIFT_ROLES[name]: shift(x_priv[:m], gen) for name, shift in SHIFTS.items()}
     sizes = {name: len(t) for name, t in parts.items()}
     order = torch.randperm(sum(sizes.values()), generator=gen)
     stacked = torch.cat(list(parts.values()))
@@ -231,7 +271,7 @@ def _key_problem(key: Any) -> str | None:
     if not isinstance(key.get("settings"), dict):
         return "settings is not an object"
     try:
-        ChallengeSettings(**key["settings"])
+        ChallengeSettings.from_record(key["settings"])
     except (TypeError, ValueError, SleuthError) as exc:
         return f"bad settings ({exc})"
     for field in ("roles", "sources"):

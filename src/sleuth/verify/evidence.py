@@ -9,7 +9,8 @@ suspect's outputs through the victim's projection head or compare coordinates al
 suspect's outputs *after* the similarity transform that best maps them onto the victim's, fitted
 on public images (``stats.fit_alignment``); every reference goes through the same fitting, so
 the calibrated null accounts for it. The watermark is the measured exception: its aligned version is
-shown but does not count (see ``watermark``). The similarity family (CKA and
+shown but does not count (see ``watermark``). The shifted-image tests never accuse: they can only
+withhold a clearance (``shifted``). The similarity family (CKA and
 nearest-neighbour overlap) needs no fitting: it is invariant to those transformations by
 construction.
 
@@ -33,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sleuth.verify import stats
-from sleuth.verify.challenge import Challenge
+from sleuth.verify.challenge import SHIFT_ROLES, Challenge
 from sleuth.verify.result import TestResult, invalid
 
 KNN_K = 10  # neighbours per image for the nearest-neighbour overlap
@@ -61,6 +62,7 @@ class TestInfo:
     power: Literal["one-sample", "two-sample"] | None = None  # statsmodels model, None: none
     proportion: bool = False  # its effect is a proportion's distance from chance (binomial trials)
     counted: bool = True  # False: shown beside a counted test of the same evidence, never in Holm
+    clears_only: bool = False  # never accuses; its typicality can withhold a clearance
     needs_references: bool = True  # False: its analytic null alone is meaningful
     calibrated_only: bool = False  # no analytic p: its decision p is the calibrated p alone
 
@@ -122,13 +124,14 @@ def _private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
     return ch.role_reps(reps, "private").astype(np.float64)
 
 
-def _whitened_private(ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    return stats.whitened(_private(ch, reps))
+def _whitened_role(ch: Challenge, reps: np.ndarray, role: str) -> np.ndarray:
+    return stats.whitened(ch.role_reps(reps, role).astype(np.float64))
 
 
-def _white(ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    """A model's private representations whitened (``stats.whitened``), once per verification."""
-    return _once(_whitened_private, ch, reps)
+def _white(ch: Challenge, reps: np.ndarray, role: str = "private") -> np.ndarray:
+    """A model's representations of one role's images whitened (``stats.whitened``), once per
+    verification."""
+    return _once(_whitened_role, ch, reps, role)
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:
@@ -147,10 +150,13 @@ def to_victim(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray | Non
     return stats.fit_alignment(_private(ch, reps), _private(ch, owner.reps))(reps)
 
 
-def _common_private(owner: Owner, ch: Challenge, reps: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Victim and suspect private representations in one coordinate system, each whitened: the
-    narrower model mapped into the wider one's space by a similarity transform, cross-fitted."""
-    victim, suspect = _white(ch, owner.reps), _white(ch, reps)
+def _common(
+    owner: Owner, ch: Challenge, reps: np.ndarray, role: str = "private"
+) -> tuple[np.ndarray, ...]:
+    """Victim and suspect representations of one role's images in one coordinate system, each
+    whitened: the narrower model mapped into the wider one's space by a similarity transform,
+    cross-fitted on those images."""
+    victim, suspect = _white(ch, owner.reps, role), _white(ch, reps, role)
     if suspect.shape[1] <= victim.shape[1]:
         return victim, stats.cross_fitted(suspect, victim, stats.fit_alignment)
     return stats.cross_fitted(victim, suspect, stats.fit_alignment), suspect
@@ -237,7 +243,7 @@ def _raw_distances(owner: Owner, ch: Challenge, reps: np.ndarray) -> dict[str, n
 
 
 def _aligned_cosine(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    return stats.pairwise_distances(*_common_private(owner, ch, reps))["cosine"]
+    return stats.pairwise_distances(*_common(owner, ch, reps))["cosine"]
 
 
 def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
@@ -338,6 +344,42 @@ def noise(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return [stats.noise_sensitivity(_spreads(ch, owner.reps), _spreads(ch, reps))]
 
 
+def _shifted_cosine(owner: Owner, ch: Challenge, reps: np.ndarray, role: str) -> np.ndarray:
+    return stats.pairwise_distances(*_common(owner, ch, reps, role))["cosine"]
+
+
+def shifted(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
+    """Off the victim's distribution: per shift in ``challenge.SHIFTS``, the aligned cosine
+    distance to the victim on shifted private images (the alignment cross-fitted on them), paired
+    against the references'. These tests never accuse (``clears_only``): their shifts are the
+    investigator's guess at where a thief may have queried, so they only ask whether the suspect
+    is *typical* of the references there, and a suspect atypical on any is not cleared."""
+    results = []
+    for name, role in SHIFT_ROLES.items():
+        test = f"shift-{name}"
+        if len(ch.roles.get(role, ())) < stats.MIN_SAMPLES:
+            note = "no shifted images in this challenge (a lean round, or --shift-samples 0)"
+            results.append(invalid(test, "shift", note, direction=-1))
+            continue
+        results.append(
+            stats.distance_test(
+                _once(_shifted_cosine, owner, ch, reps, role),
+                [_once(_shifted_cosine, owner, ch, r, role) for r in refs],
+                name=test,
+                direction=-1,
+                family="shift",
+                what=f"cosine distance to the victim after alignment, {name} private images",
+            )
+        )
+    return results
+
+
+_SHIFT_WORDS = {
+    "inverted": "negatives of its training images",
+    "contrast": "its training images at twice the contrast",
+    "blur": "its training images blurred",
+    "noise": "its training images with strong noise",
+}
 _PAIRED = {
     "suspect": "per private image: the suspect's value",
     "reference_mean": "per private image: the mean of the references' values on the same image",
@@ -517,6 +559,24 @@ GROUPS: dict[str, Group] = {
                 _NOISE_ARRAYS,
                 power="one-sample",
             ),
+        ),
+    ),
+    "shift": Group(
+        shifted,
+        tuple(
+            TestInfo(
+                f"shift-{name}",
+                "shift",
+                f"A thief may have asked the victim about unlike images ({how}) and made a copy "
+                "that answers like the victim there and like any other model on the victim's "
+                "own images. This measures, on such images, the angle between the suspect's and "
+                "the victim's outputs after alignment, against independent models. It never "
+                "accuses; a suspect unlike every independent model here is not cleared.",
+                _PAIRED,
+                counted=False,
+                clears_only=True,
+            )
+            for name, how in ((name, _SHIFT_WORDS[name]) for name in SHIFT_ROLES)
         ),
     ),
 }

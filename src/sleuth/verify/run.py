@@ -377,7 +377,7 @@ def run_verify(
         if challenge_key is None:
             raise SleuthError("black-box answers need the challenge key: --challenge FILE.key.json")
         key_record = read_challenge_key(challenge_key)
-        settings = ChallengeSettings(**key_record["settings"])
+        settings = ChallengeSettings.from_record(key_record["settings"])
     if not victims:
         raise SleuthError("give at least one --victim folder")
     if not 0 < alpha < 1:

@@ -17,7 +17,9 @@ The rule (docs/verification.md gives the reasoning):
    typical of the references in every counted test (two-sided, so a copy that is *unlike* every
    independent model is not cleared) with references enough to have seen a suspect
    ``CLEAR_MAX_ATYPICAL`` sds away, and tests in two families that would have seen a copy.
-   Anything else is ``inconclusive``.
+   Tests that only guard a clearance (``clears_only``: the shifted images) join the typicality
+   check and never accuse, and a clearance needs at least one of them to have run. Anything else
+   is ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ DECISION_RULE = (
     f"on the smaller of their standard deviation and a robust scale, Holm at {CLEAR}) with "
     f"enough references that a score {CLEAR_MAX_ATYPICAL:g} reference standard deviations away "
     "would have been atypical, and in at least two families a test that would have rejected a "
-    f"score {CLEAR_MAX_SHIFT:g} reference standard deviations away. Otherwise inconclusive."
+    f"score {CLEAR_MAX_SHIFT:g} reference standard deviations away; tests on shifted images "
+    "never accuse, join the typicality check, and at least one must have run. Otherwise "
+    "inconclusive."
 )
 
 
@@ -70,6 +74,7 @@ class Decision:
     shift_needed: float | None = None  # reference sds from their mean that would reject
     shift_atypical: float | None = None  # reference sds, either way, that would be atypical
     counted: bool = False
+    guards: bool = False  # never accuses; its typicality joins the clearance check
     p_decision: float = 1.0
     p_adjusted: float = float("nan")
     rejected: bool = False
@@ -89,6 +94,7 @@ class Decision:
             "shift_needed": num(self.shift_needed),
             "shift_atypical": num(self.shift_atypical),
             "counted": self.counted,
+            "guards": self.guards,
             "p_decision": num(self.p_decision),
             "p_adjusted": num(self.p_adjusted),
             "rejected": self.rejected,
@@ -113,6 +119,11 @@ def calibrate_decision(
     calibrated = k >= MIN_REFERENCES and d.p_reference is not None and math.isfinite(d.p_reference)
     if not result.valid:
         d.why = f"not counted: {result.note}"
+    elif info.clears_only and calibrated:
+        d.guards = True
+        d.why = "never accuses: a suspect atypical of the references here is not cleared"
+    elif info.clears_only:
+        d.why = f"not used: needs at least {MIN_REFERENCES} independent references"
     elif not info.counted:
         d.why = "shown, not counted: the same evidence as another counted test"
     elif calibrated:
@@ -136,7 +147,8 @@ def calibrate_decision(
 def adjust(decisions: list[Decision], alpha: float) -> None:
     """Holm over every counted decision (all tests, all victims), in place; then, per decision,
     how far from the references a score would have to be to reject (at Holm's first step) and,
-    with Holm at ``CLEAR`` over the two-sided typicality p-values, whether it is atypical."""
+    with Holm at ``CLEAR`` over the two-sided typicality p-values of the counted and guarding
+    decisions, whether it is atypical."""
     counted = [d for d in decisions if d.counted]
     if not counted:
         return
@@ -146,7 +158,11 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
     for d in counted:
         k = sum(math.isfinite(s) for s in d.reference_scores)
         d.shift_needed = stats.detectable_shift(k, alpha / len(counted))
-    typical = [d for d in counted if d.p_typical is not None and math.isfinite(d.p_typical)]
+    typical = [
+        d
+        for d in decisions
+        if (d.counted or d.guards) and d.p_typical is not None and math.isfinite(d.p_typical)
+    ]
     if typical:
         atypical = stats.holm([d.p_typical for d in typical], CLEAR)[0]
         for d, a in zip(typical, atypical, strict=True):
@@ -171,7 +187,8 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
             f"no test rejects at the chosen level, but {', '.join(suggestive)} would at "
             f"{CLEAR}: not enough to accuse, too much to clear"
         )
-    atypical = [d.result.name for d in counted if d.atypical]
+    judged = counted + [d for d in decisions if d.guards]
+    atypical = [d.result.name for d in judged if d.atypical]
     if atypical:
         return "inconclusive", (
             f"nothing accuses, but the suspect is unlike every independent reference in "
@@ -179,7 +196,7 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
         )
     blind = [
         d.result.name
-        for d in counted
+        for d in judged
         if d.shift_atypical is None or d.shift_atypical > CLEAR_MAX_ATYPICAL
     ]
     if blind:
@@ -193,10 +210,16 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
         for d in counted
         if d.shift_needed is not None and d.shift_needed <= CLEAR_MAX_SHIFT
     }
+    if len(judged) == len(counted):
+        return "inconclusive", (
+            "nothing accuses, but the suspect was not asked about shifted images (a lean round, "
+            "--shift-samples 0 or --tests without shift): a copy made from unlike queries looks "
+            "independent on the victim's own images, so no evidence of independence"
+        )
     if len(powered) >= 2:
         return "not_stolen", (
             f"no test rejects and the suspect is typical of the references in all "
-            f"{len(counted)} tests ({len(powered)} families with the power to see a copy)"
+            f"{len(judged)} tests ({len(powered)} families with the power to see a copy)"
         )
     return "inconclusive", (
         "too few references or valid tests to clear the suspect: fewer than two families could "
