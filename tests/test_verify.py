@@ -366,7 +366,8 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
     """H1 holds (the suspect *is* the victim's encoder). A secret rotation, a permutation, a
     scale and a shift of its answers leave every aligned and similarity test exactly where it
     was (scores and decision p-values), so the thief cannot switch those families off, and the
-    copy is never cleared. (That the verdict itself stays the same is measured at the demo's
+    copy is never cleared; a scale and a shift leave the watermark and the unaligned distance
+    where they were too. (That the verdict itself stays the same is measured at the demo's
     scale in docs/benchmarks.md; on these 16-d toys the unaligned distance carries it.)"""
     rng = np.random.default_rng(0)
     dim = 16
@@ -402,6 +403,10 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
             )
             assert got[test].p_decision == pytest.approx(base[test].p_decision, rel=1e-2, abs=1e-9)
         assert got["knn-overlap"].rejected, name
+        if name == "scale-shift":  # the watermark reads outputs moved to the victim's mean
+            for test in ("watermark-binomial", "distance-l2"):
+                assert got[test].result.score == pytest.approx(base[test].result.score, 1e-3, 1e-6)
+                assert got[test].p_decision == pytest.approx(base[test].p_decision, rel=1e-2)
 
 
 def test_sequential_mode_stops_early_and_keeps_to_its_budget(zoo, tmp_path):

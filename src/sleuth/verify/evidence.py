@@ -187,6 +187,18 @@ WIDER += "victim's {} without choosing a subspace (the distance and similarity t
 # --- the groups --------------------------------------------------------------------------------
 
 
+def matched(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    """The suspect's answers moved to the victim's per-coordinate means and scaled to its RMS
+    spread on the private images: a thief's shift and global scale undone without mixing any
+    coordinates, so, unlike the alignment, no other encoder's rotation features are mapped onto
+    the victim's (see ``watermark``)."""
+    s, v = _private(ch, reps), _private(ch, owner.reps)
+    spread_s = float(np.sqrt(((s - s.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    spread_v = float(np.sqrt(((v - v.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    scale = spread_v / spread_s if spread_s > 0 else 1.0
+    return (reps - s.mean(axis=0)) * scale + v.mean(axis=0)
+
+
 @torch.no_grad()
 def _wm_correct(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
     logits = owner.predictor(torch.from_numpy(ch.role_reps(reps, "rotated").astype(np.float32)))
@@ -194,15 +206,17 @@ def _wm_correct(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
 
 
 def watermark(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    """The paper's tests on the suspect's outputs as they are, and the binomial test again on
-    its aligned outputs (shown, not counted: measured, once aligned, other owners whose secret
-    offset fell near the victim's score above the copies, a null no zoo makes normal)."""
+    """The paper's tests on the suspect's outputs with the victim's means and spread
+    (``matched``: a thief's shift and scale cost him the watermark no longer), and the binomial
+    test again on its aligned outputs (shown, not counted: measured, once aligned, other owners
+    whose secret offset fell near the victim's score above the copies, a null no zoo makes
+    normal)."""
     chance = 1 / owner.n_classes
     if owner.predictor is None:
         note = "the victim has no watermark"
         return [invalid(n, "watermark", note) for n in ("watermark-binomial", "watermark-aligned")]
     if reps.shape[1] == owner.reps.shape[1]:
-        results = stats.watermark_tests(_wm_correct(owner, ch, reps), chance=chance)
+        results = stats.watermark_tests(_wm_correct(owner, ch, matched(owner, ch, reps)), chance)
     else:
         note = "sizes differ: the victim's predictor reads the aligned outputs only"
         results = [invalid("watermark-binomial", "watermark", note)]
@@ -418,7 +432,9 @@ GROUPS: dict[str, Group] = {
                 "copy made from the victim's outputs inherits that skill; an independent model "
                 "should not have it. This counts how often the victim's secret classifier, "
                 "reading the suspect's outputs, recovers the rotation, against chance (exact "
-                "binomial test) and against independent models.",
+                "binomial test) and against independent models. The suspect's outputs are "
+                "first moved and scaled to the victim's average and spread, so that a thief "
+                "cannot hide the watermark by shifting or rescaling them.",
                 _WM_ARRAYS,
                 power="one-sample",
                 proportion=True,
