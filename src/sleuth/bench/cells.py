@@ -296,6 +296,8 @@ SUMMARY_FIELDS = (
     "p_decision",
     "p_adjusted",
     "rejected",
+    "guards",
+    "atypical",
 )
 
 
