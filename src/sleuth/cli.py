@@ -342,6 +342,14 @@ def references(
     epochs: Annotated[
         int | None, typer.Option(help="Override the recipe's epochs. Default: the victim's.")
     ] = None,
+    trainer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trainer",
+            help="Also encoders by another trainer, repeatable: lightly-simclr, lightly-byol, lightly-barlowtwins, lightly-moco (lightly: pip install 'sleuth[peers]') or supervised (labelled data); the recipe's architecture, data, epochs and optimiser. Default: none.",
+        ),
+    ] = None,
+    per_trainer: Annotated[int, typer.Option(help="Encoders (seeds) per --trainer.")] = 2,
     device: Annotated[
         str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
     ] = "auto",
@@ -365,15 +373,18 @@ def references(
             device=device,
             say=say,
             progress=progress,
+            trainers=trainer or [],
+            per_trainer=per_trainer,
         )
     rows = [m.to_dict() for m in members]
     if as_json:
         out.print_json(json.dumps({"zoo": str(out_dir), "members": rows}))
         return
-    table = Table("member", "seed", "watermarked", "reused", title=f"zoo {out_dir}")
+    table = Table("member", "trainer", "seed", "watermarked", "reused", title=f"zoo {out_dir}")
     for r in rows:
         table.add_row(
             r["name"],
+            r["trainer"],
             str(r["seed"]),
             "yes" if r["watermarked"] else "no",
             "yes" if r["reused"] else "no",
