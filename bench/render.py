@@ -141,8 +141,9 @@ def verdict() -> list[str]:
             "verdict-half",
             "a victim with the shared `half` intervals (the default before)",
             " Made with an earlier state of this change (commit 5517ee2), in which the aligned "
-            "watermark counted and sequential rounds spent α equally; kept for the other "
-            "owners' watermark scores and as a second victim.",
+            "watermark counted, sequential rounds spent α equally, the challenge had no shifted "
+            "images and the watermark read the outputs unmoved; kept for the other owners' "
+            "watermark scores and as a second victim.",
         ),
     ):
         r = load(name)

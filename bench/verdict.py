@@ -4,7 +4,8 @@ rate under the null, on the demo recipe with a zoo of independent encoders.
 Needs a finished demo (`sleuth demo --out runs/demo`) and a zoo of its victim
 (`sleuth references --victim runs/demo/victim --n 17 --owners 3 --out runs/zoo`). Steals the
 extra copies it lacks (StolenEncoder, a rotation-invariant StolenEncoder, symmetrized, barlow,
-mse at 500 queries, supcon, infonce and StolenEncoder at 500 queries) and two untrained encoders
+mse at 500 queries, supcon, infonce and StolenEncoder at 500 queries, and mse from the victim's
+public images inverted, a thief querying off the victim's distribution) and two untrained encoders
 (one with the victim's own initial weights) into the demo folder, answers one challenge with
 every model once, then:
 
@@ -38,6 +39,7 @@ import torch
 from statsmodels.stats.proportion import proportion_confint
 
 from sleuth.bench.runner import machine
+from sleuth.data import load_images
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.zoo import zoo_members
 from sleuth.steal import StealConfig, run_steal
@@ -100,6 +102,19 @@ def judge_sequential(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], bud
     return {"verdict": verdict(decisions)[0], "queries_used": asked, "looks": looks}
 
 
+# a thief who queries with the victim's public images inverted (the quick suite's otherdata
+# thief): a copy there, an ordinary encoder on the victim's own images
+INVERTED = "stolen-mse-inverted"
+
+
+def inverted_queries(victim: Path, path: Path) -> StealConfig:
+    """The attack with the victim's public images, intensities inverted, as the thief's data."""
+    split = load_owner_key(victim / "owner-key.pt").split
+    public = load_images(split.data_spec, split.part).images[np.asarray(split.public)].numpy()
+    np.savez(path, x=255 - public, x_test=public[:0])  # no test part: nothing held out
+    return replace(ATTACK, data=f"npz:{path}", part="train", public_split=False)
+
+
 def untrained(victim: Path, seed: int, out: Path) -> None:
     """An encoder of the victim's architecture as initialised from ``seed``, never trained (with
     the victim's own seed: the victim's initial weights, its ancestor but not its copy)."""
@@ -130,6 +145,11 @@ def main() -> None:
         if not (demo / name / "encoder.pt").exists():
             print(f"stealing {name}", flush=True)
             run_steal(cfg, str(victim), demo / name, force=True)
+    if not (demo / INVERTED / "encoder.pt").exists():
+        print(f"stealing {INVERTED}", flush=True)
+        run_steal(
+            inverted_queries(victim, demo / "inverted-public.npz"), str(victim), demo / INVERTED
+        )
     for seed in (load_owner_key(victim / "owner-key.pt").seed, 12345):
         untrained(victim, seed, demo / f"untrained-seed{seed}")
     copies = sorted(p.name for p in demo.glob("stolen-*"))

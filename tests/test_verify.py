@@ -268,7 +268,7 @@ def test_a_suspect_of_another_size(zoo, tmp_path):
     from sleuth.models import encoder_config
 
     # unaligned coordinates of other sizes cannot be compared
-    raw = ("distance-l2", "distance-cosine", "watermark-binomial")
+    raw = ("distance-l2", "distance-cosine", "watermark-binomial", "watermark-matched")
     wider = (*raw, "watermark-aligned", "di-head-loss")
     for rep_dim, invalid_tests in ((8, raw), (32, wider)):
         torch.manual_seed(5)
@@ -366,8 +366,8 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
     """H1 holds (the suspect *is* the victim's encoder). A secret rotation, a permutation, a
     scale and a shift of its answers leave every aligned and similarity test exactly where it
     was (scores and decision p-values), so the thief cannot switch those families off, and the
-    copy is never cleared; a scale and a shift leave the watermark and the unaligned distance
-    where they were too. (That the verdict itself stays the same is measured at the demo's
+    copy is never cleared; a scale and a shift leave the matched watermark and the unaligned
+    distance where they were too. (That the verdict itself stays the same is measured at the demo's
     scale in docs/benchmarks.md; on these 16-d toys the unaligned distance carries it.)"""
     rng = np.random.default_rng(0)
     dim = 16
@@ -403,8 +403,8 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
             )
             assert got[test].p_decision == pytest.approx(base[test].p_decision, rel=1e-2, abs=1e-9)
         assert got["knn-overlap"].rejected, name
-        if name == "scale-shift":  # the watermark reads outputs moved to the victim's mean
-            for test in ("watermark-binomial", "distance-l2"):
+        if name == "scale-shift":  # read moved to the victim's mean, or free of shift and scale
+            for test in ("watermark-matched", "distance-l2"):
                 assert got[test].result.score == pytest.approx(base[test].result.score, 1e-3, 1e-6)
                 assert got[test].p_decision == pytest.approx(base[test].p_decision, rel=1e-2)
 

@@ -206,20 +206,23 @@ def _wm_correct(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
 
 
 def watermark(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
-    """The paper's tests on the suspect's outputs with the victim's means and spread
-    (``matched``: a thief's shift and scale cost him the watermark no longer), and the binomial
-    test again on its aligned outputs (shown, not counted: measured, once aligned, other owners
-    whose secret offset fell near the victim's score above the copies, a null no zoo makes
-    normal)."""
+    """The paper's tests on the suspect's outputs as they are; the binomial test again on them
+    moved to the victim's means and spread (``matched``: a thief's shift and scale do not hide
+    the watermark from it; counted beside the first, since a copy may carry the watermark at its
+    raw offset only: measured, a SupCon copy of the demo victim does); and again on its aligned
+    outputs (shown, not counted: measured, once aligned, other owners whose secret offset fell
+    near the victim's score above the copies, a null no zoo makes normal)."""
     chance = 1 / owner.n_classes
+    names = ("watermark-binomial", "watermark-matched", "watermark-aligned")
     if owner.predictor is None:
-        note = "the victim has no watermark"
-        return [invalid(n, "watermark", note) for n in ("watermark-binomial", "watermark-aligned")]
+        return [invalid(n, "watermark", "the victim has no watermark") for n in names]
     if reps.shape[1] == owner.reps.shape[1]:
-        results = stats.watermark_tests(_wm_correct(owner, ch, matched(owner, ch, reps)), chance)
+        results = stats.watermark_tests(_wm_correct(owner, ch, reps), chance=chance)
+        again = stats.watermark_tests(_wm_correct(owner, ch, matched(owner, ch, reps)), chance)[0]
+        results.append(replace(again, name="watermark-matched", note=again.note + "; matched"))
     else:
         note = "sizes differ: the victim's predictor reads the aligned outputs only"
-        results = [invalid("watermark-binomial", "watermark", note)]
+        results = [invalid(n, "watermark", note) for n in names[:2]]
     aligned = to_victim(owner, ch, reps)
     if aligned is None:
         return [*results, invalid("watermark-aligned", "watermark", WIDER.format("predictor"))]
@@ -432,9 +435,7 @@ GROUPS: dict[str, Group] = {
                 "copy made from the victim's outputs inherits that skill; an independent model "
                 "should not have it. This counts how often the victim's secret classifier, "
                 "reading the suspect's outputs, recovers the rotation, against chance (exact "
-                "binomial test) and against independent models. The suspect's outputs are "
-                "first moved and scaled to the victim's average and spread, so that a thief "
-                "cannot hide the watermark by shifting or rescaling them.",
+                "binomial test) and against independent models.",
                 _WM_ARRAYS,
                 power="one-sample",
                 proportion=True,
@@ -448,6 +449,17 @@ GROUPS: dict[str, Group] = {
                 power="one-sample",
                 proportion=True,
                 counted=False,
+            ),
+            TestInfo(
+                "watermark-matched",
+                "watermark",
+                "The same count after moving and scaling the suspect's outputs to the victim's "
+                "average and spread, so that a thief cannot hide the watermark by shifting or "
+                "rescaling them; no output coordinate is mixed with another, so another owner's "
+                "own watermark is not mistaken for the victim's.",
+                _WM_ARRAYS,
+                power="one-sample",
+                proportion=True,
             ),
             TestInfo(
                 "watermark-aligned",
