@@ -4,7 +4,8 @@ another method and another library ever accused, and is it cleared?
 The zoo of `sleuth references` holds encoders trained by the victim's own recipe and trainer.
 Here independent encoders of the victim's architecture are trained on the victim's own private
 images (the hardest null: the same data) by methods the field uses, with lightly's losses, heads
-and momentum updates (the `peers` extra: pip install -e '.[peers]'):
+and momentum updates (`sleuth.embed.other_trainers`, which `sleuth references --trainer` also
+uses; the `peers` extra: pip install -e '.[peers]'):
 
 - SimCLR (`NTXentLoss`, `SimCLRProjectionHead`),
 - BYOL (`BYOLProjectionHead` and `BYOLPredictionHead`, `NegativeCosineSimilarity`, a momentum
@@ -16,9 +17,9 @@ and, without lightly, a supervised encoder (cross-entropy on the images' labels 
 layer). Every trainer gets sleuth's batched SimCLR augmentation (two views per image, one for the
 supervised encoder), the victim recipe's epochs, batch size and Adam learning rate, and two seeds.
 Each encoder's linear-probe accuracy on the task, beside an untrained encoder's, shows what it
-learned (BYOL's and MoCo's momentum suits their ~100 steps: see BASE_MOMENTUM); then it is
-verified as a suspect against the victim with the whole zoo as references (one challenge, as
-bench/verdict.py does).
+learned (BYOL's and MoCo's momentum suits their ~100 steps: see
+other_trainers.BASE_MOMENTUM); then it is verified as a suspect against the victim with the
+whole zoo as references (one challenge, as bench/verdict.py does).
 
 Needs the demo and its zoo (`sleuth demo --out runs/demo`, `sleuth references --victim
 runs/demo/victim --n 17 --owners 3 --out runs/zoo`). Trained encoders are kept under --out and
@@ -30,186 +31,40 @@ reused. Writes bench/results/null-trainers.json.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 from verdict import judge, rate
 
 from sleuth.bench.runner import machine
-from sleuth.data import load_images, to_float
-from sleuth.data.augment import SimCLRAugment
-from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
+from sleuth.embed.other_trainers import TRAINERS, train_other
+from sleuth.embed.references import victim_recipe
+from sleuth.models import Encoder, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
 from sleuth.probe import linear_probe
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.run import owner_for
 
-# momentum of BYOL's and MoCo's target networks, for runs of ~100 steps (each keeps
-# BASE_MOMENTUM ** steps of its random start: 0.9 ** 90 is nothing, 0.99 ** 90 is 40 %)
-BASE_MOMENTUM = 0.9
-
-
-class Method(nn.Module):
-    """A training method's parts besides the encoder; ``step(encoder, view1, view2, labels,
-    share of training done)`` is its loss on one batch. ``views``: 1 if it reads one view."""
-
-    views = 2
-
-
-class SimCLR(Method):
-    def __init__(self, encoder: Encoder) -> None:
-        from lightly.loss import NTXentLoss
-        from lightly.models.modules import SimCLRProjectionHead
-
-        super().__init__()
-        d = encoder.rep_dim
-        self.head = SimCLRProjectionHead(d, d, 64)
-        self.loss = NTXentLoss(temperature=0.5)
-
-    def step(self, encoder, x1, x2, y, done):
-        return self.loss(self.head(encoder(x1)), self.head(encoder(x2)))
-
-
-class _Momentum(Method):
-    """A method with a momentum copy of the encoder and projection head (BYOL, MoCo)."""
-
-    def _momentum_copies(self, encoder: Encoder) -> None:
-        from lightly.models.utils import deactivate_requires_grad
-
-        # a plain attribute, not a submodule: the optimiser must not see the momentum encoder
-        self.__dict__["encoder_m"] = copy.deepcopy(encoder)
-        self.projection_m = copy.deepcopy(self.projection)
-        deactivate_requires_grad(self.encoder_m)
-        deactivate_requires_grad(self.projection_m)
-
-    def _update(self, encoder: Encoder, m: float) -> None:
-        from lightly.models.utils import update_momentum
-
-        update_momentum(encoder, self.encoder_m, m)
-        update_momentum(self.projection, self.projection_m, m)
-
-    def _keys(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.projection_m(self.encoder_m(x))
-
-
-class BYOL(_Momentum):
-    def __init__(self, encoder: Encoder) -> None:
-        from lightly.loss import NegativeCosineSimilarity
-        from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
-
-        super().__init__()
-        self.projection = BYOLProjectionHead(encoder.rep_dim, 256, 64)
-        self.prediction = BYOLPredictionHead(64, 256, 64)
-        self.loss = NegativeCosineSimilarity()
-        self._momentum_copies(encoder)
-
-    def step(self, encoder, x1, x2, y, done):
-        from lightly.utils.scheduler import cosine_schedule
-
-        # the base momentum of short runs: at 0.996 (lightly's example, for hundreds of epochs)
-        # the target network of the recipe's ~90 steps would stay mostly its random start
-        self._update(encoder, cosine_schedule(round(1000 * done), 1000, BASE_MOMENTUM, 1))
-        p1 = self.prediction(self.projection(encoder(x1)))
-        p2 = self.prediction(self.projection(encoder(x2)))
-        return 0.5 * (self.loss(p1, self._keys(x2)) + self.loss(p2, self._keys(x1)))
-
-
-class MoCo(_Momentum):
-    def __init__(self, encoder: Encoder) -> None:
-        from lightly.loss import NTXentLoss
-        from lightly.models.modules import MoCoProjectionHead
-
-        super().__init__()
-        self.projection = MoCoProjectionHead(encoder.rep_dim, 256, 64)
-        # a bank of 4 batches, well under an epoch, so that no image meets its own older key
-        self.loss = NTXentLoss(temperature=0.1, memory_bank_size=(1024, 64))
-        self._momentum_copies(encoder)
-
-    def step(self, encoder, x1, x2, y, done):
-        self._update(encoder, BASE_MOMENTUM)
-        return self.loss(self.projection(encoder(x1)), self._keys(x2))
-
-
-class BarlowTwins(Method):
-    def __init__(self, encoder: Encoder) -> None:
-        from lightly.loss import BarlowTwinsLoss
-        from lightly.models.modules import BarlowTwinsProjectionHead
-
-        super().__init__()
-        self.head = BarlowTwinsProjectionHead(encoder.rep_dim, 512, 512)
-        self.loss = BarlowTwinsLoss()
-
-    def step(self, encoder, x1, x2, y, done):
-        return self.loss(self.head(encoder(x1)), self.head(encoder(x2)))
-
-
-class Supervised(Method):
-    views = 1
-
-    def __init__(self, encoder: Encoder, classes: int) -> None:
-        super().__init__()
-        self.classifier = nn.Linear(encoder.rep_dim, classes)
-
-    def step(self, encoder, x1, x2, y, done):
-        return F.cross_entropy(self.classifier(encoder(x1)), y)
-
-
-METHODS: dict[str, Callable[[Encoder, int], Method]] = {
-    "lightly-simclr": lambda enc, _classes: SimCLR(enc),
-    "lightly-byol": lambda enc, _classes: BYOL(enc),
-    "lightly-barlowtwins": lambda enc, _classes: BarlowTwins(enc),
-    "lightly-moco": lambda enc, _classes: MoCo(enc),
-    "supervised": lambda enc, classes: Supervised(enc, classes),
-}
-
 
 def train(method: str, seed: int, victim: Path, out: Path) -> dict:
-    """Train one independent encoder of the victim's architecture on the victim's private images
-    by ``method`` from ``seed``; reuse it if ``out`` holds it."""
+    """Train one independent encoder of the victim's architecture on the victim's own private
+    images by ``method`` from ``seed`` (``sleuth.embed.other_trainers``); reuse it if ``out``
+    holds it."""
     record = out / "trained.json"
     if record.exists():
         return json.loads(record.read_text())
-    key = load_owner_key(victim / "owner-key.pt")
-    recipe = json.loads((victim / "manifest.json").read_text())["details"]["config"]
-    data = load_images(key.split.data_spec, key.split.part)
-    private = np.asarray(key.split.private)
-    images, labels = data.images[private], data.labels[private]
-    torch.manual_seed(seed)
-    encoder = Encoder(load_encoder(victim / "encoder.pt").config)
-    parts = METHODS[method](encoder, int(labels.max()) + 1)
-    params = [p for p in [*encoder.parameters(), *parts.parameters()] if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    augment, gen = SimCLRAugment(), torch.Generator().manual_seed(seed)
-    batch, epochs = recipe["batch_size"], recipe["epochs"]
-    steps = epochs * (len(images) // batch)
-    start, done = time.perf_counter(), 0
-    encoder.train()
-    parts.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(images), generator=gen)
-        for i in range(len(images) // batch):
-            rows = order[i * batch : (i + 1) * batch]
-            x = to_float(images[rows])
-            x1 = augment(x, gen)
-            x2 = augment(x, gen) if parts.views == 2 else x1
-            loss = parts.step(encoder, x1, x2, labels[rows], done / steps)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            done += 1
-    seconds = time.perf_counter() - start
-    encoder.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    save_encoder(encoder, out / "encoder.pt")
-    result = {"method": method, "seed": seed, "train_s": seconds, "final_loss": loss.item()}
+    recipe = victim_recipe(victim)
+    private = load_owner_key(victim / "owner-key.pt").split.private
+    train_other(method, recipe, seed, out, device="cpu", images=private)
+    manifest = json.loads((out / "manifest.json").read_text())
+    result = {
+        "method": method,
+        "seed": seed,
+        "train_s": manifest["timings_s"]["train_s"],
+        "final_loss": manifest["metrics"]["final_loss"],
+    }
     record.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -226,7 +81,7 @@ def main() -> None:
     parser.add_argument("--zoo", default="runs/zoo")
     parser.add_argument("--out", default="runs/null-trainers")
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(TRAINERS), choices=list(TRAINERS))
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--results", default="bench/results/null-trainers.json")
     args = parser.parse_args()

@@ -185,3 +185,57 @@ def test_owner_page_in_a_real_browser(encoder_file, tmp_path, require_browser):
     assert shot.stat().st_size > 20_000
     for denied in (refused, anonymous):
         assert "data-user" not in denied.stdout
+
+
+def test_verify_asks_a_suspect_api_round_by_round(zoo, tmp_path):
+    """`sleuth verify --suspect-url`: a suspect served by `sleuth serve` (the victim's own
+    encoder: H1 holds) is found stolen in the sequential mode, and the server counted exactly
+    the queries the verdict says it used, fewer than the challenge holds; the answers it gave
+    are kept beside their challenge key and replay as a black-box verification."""
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    key = Store(db).add_user("investigator")
+    server = Server([str(zoo / "victim" / "encoder.pt"), "--db", db], tmp_path / "serve.log")
+    refs = [x for r in sorted(zoo.glob("ref*")) for x in ("--reference", str(r))]
+    common = ["--victim", str(zoo / "victim"), *refs, "--json", "--quiet"]
+    kept = tmp_path / "answers.h5"
+    try:
+        asked = CliRunner().invoke(
+            app,
+            [
+                "verify",
+                "--suspect-url",
+                server.url,
+                "--api-key",
+                key,
+                "--answers-out",
+                str(kept),
+                "--samples",
+                "120",
+                "--budget",
+                "300",
+                *common,
+            ],
+        )
+    finally:
+        server.stop()
+    assert asked.exit_code == 0, asked.output
+    result = json.loads(asked.stdout)
+    assert result["verdict"] == "stolen" and result["inputs"]["suspect_url"] == server.url
+    assert users(db)["investigator"]["queries"] == result["queries_used"] <= 300
+    replay = CliRunner().invoke(
+        app,
+        [
+            "verify",
+            "--suspect-reps",
+            str(kept),
+            "--challenge",
+            str(tmp_path / "answers.key.json"),
+            "--budget",
+            "300",
+            *common,
+        ],
+    )
+    assert replay.exit_code == 0, replay.output
+    assert json.loads(replay.stdout)["queries_used"] == result["queries_used"]
+    refused = CliRunner().invoke(app, ["verify", "--suspect-url", server.url, *common])
+    assert refused.exit_code == 2 and "--answers-out" in refused.output

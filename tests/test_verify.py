@@ -289,7 +289,7 @@ def test_a_suspect_of_another_size(zoo, tmp_path):
 def test_bad_inputs(zoo, tmp_path):
     with pytest.raises(SleuthError, match="encoder.pt and owner-key.pt"):
         run_verify([str(tmp_path)], suspect=str(zoo / "victim"), settings=SETTINGS)
-    with pytest.raises(SleuthError, match="either"):
+    with pytest.raises(SleuthError, match="one suspect"):
         run_verify([str(zoo / "victim")], settings=SETTINGS)
     with pytest.raises(SleuthError, match="unknown test"):
         run_verify(
@@ -634,3 +634,49 @@ def test_the_answer_cache_asks_each_reference_once_and_changes_nothing(zoo, tmp_
     kept[0].write_bytes(original)
     run(replace(SETTINGS, seed=SETTINGS.seed + 1), cache=cache)
     assert len(list(cache.glob("*.npy"))) == 2 * len(refs)
+
+
+class _CountingAPI:
+    """A suspect API standing in for an HTTP one: an encoder behind a call that counts images."""
+
+    def __init__(self, path):
+        self.encoder, self.name, self.images = load_encoder(path), f"local:{path}", 0
+
+    def answer(self, images):
+        self.images += len(images)
+        return self.encoder.represent(images).numpy()
+
+
+def test_a_suspect_api_is_asked_round_by_round_and_its_answers_replay(zoo, tmp_path):
+    """A remote suspect is asked each round's new images only when the round comes: the API
+    answers exactly queries_used images (fewer than the challenge), the verdict and rounds equal
+    the white-box sequential verification's (up to the last bits of the floats), and the
+    answers kept (never-asked images as NaN rows) replay as a black-box verification to the same
+    result; a verification that needs an image the file never asked is refused."""
+    victim, refs = str(zoo / "victim"), _refs(zoo)
+    settings = ChallengeSettings(samples=120, noise_points=20, noise_draws=5)
+    white = run_verify([victim], suspect=victim, references=refs, settings=settings, budget=300)
+    api, kept = _CountingAPI(zoo / "victim" / "encoder.pt"), tmp_path / "answers.h5"
+    remote = run_verify(
+        [victim], suspect_api=api, answers_out=kept, references=refs, settings=settings, budget=300
+    )
+    assert remote.verdict == white.verdict == "stolen"
+    assert api.images == remote.queries_used == white.queries_used
+
+    def rounds(result):  # answers of fewer images at once differ in the last float bits
+        return [(lk["samples"], lk["queries"], lk["verdict"]) for lk in result.victims[0].looks]
+
+    assert rounds(remote) == rounds(white)
+    with h5py.File(kept) as f:
+        answers = f["answers"][:]
+    assert np.isnan(answers).all(axis=1).sum() == len(answers) - api.images > 0
+    assert remote.inputs["suspect_url"] == api.name and remote.suspect_file == str(kept)
+    key = str(tmp_path / "answers.key.json")
+    again = run_verify(
+        [victim], suspect_reps=str(kept), challenge_key=key, references=refs, budget=300
+    )
+    assert again.verdict == "stolen" and again.victims[0].looks == remote.victims[0].looks
+    with pytest.raises(SleuthError, match="unanswered"):  # the whole challenge needs them all
+        run_verify([victim], suspect_reps=str(kept), challenge_key=key, references=refs)
+    with pytest.raises(SleuthError, match="answers-out"):
+        run_verify([victim], suspect_api=api, references=refs, settings=settings)

@@ -342,6 +342,14 @@ def references(
     epochs: Annotated[
         int | None, typer.Option(help="Override the recipe's epochs. Default: the victim's.")
     ] = None,
+    trainer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trainer",
+            help="Also encoders by another trainer, repeatable: lightly-simclr, lightly-byol, lightly-barlowtwins, lightly-moco (lightly: pip install 'sleuth[peers]') or supervised (labelled data); the recipe's architecture, data, epochs and optimiser. Default: none.",
+        ),
+    ] = None,
+    per_trainer: Annotated[int, typer.Option(help="Encoders (seeds) per --trainer.")] = 2,
     device: Annotated[
         str, typer.Option(help="auto (CUDA when available), cpu, cuda or cuda:N.")
     ] = "auto",
@@ -365,15 +373,18 @@ def references(
             device=device,
             say=say,
             progress=progress,
+            trainers=trainer or [],
+            per_trainer=per_trainer,
         )
     rows = [m.to_dict() for m in members]
     if as_json:
         out.print_json(json.dumps({"zoo": str(out_dir), "members": rows}))
         return
-    table = Table("member", "seed", "watermarked", "reused", title=f"zoo {out_dir}")
+    table = Table("member", "trainer", "seed", "watermarked", "reused", title=f"zoo {out_dir}")
     for r in rows:
         table.add_row(
             r["name"],
+            r["trainer"],
             str(r["seed"]),
             "yes" if r["watermarked"] else "no",
             "yes" if r["reused"] else "no",
@@ -696,6 +707,19 @@ def _print_verification(result: dict[str, Any]) -> None:
         out.print(f"queries to the suspect: {report['queries']:,}", highlight=False)
 
 
+class _SuspectAPI:
+    """A suspect behind the HTTP protocol of ``sleuth serve``, as verification asks it."""
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        from sleuth.steal.oracle import HTTPOracle
+
+        self._oracle = HTTPOracle(url, api_key=api_key, role="suspect")
+        self.name = self._oracle.url
+
+    def answer(self, images):
+        return self._oracle.answer(images).numpy()
+
+
 @app.command()
 @user_errors
 def verify(
@@ -730,6 +754,27 @@ def verify(
         typer.Option(
             help="Black-box: the challenge key written by `sleuth challenge` (FILE.key.json); "
             "its settings replace --samples and --seed."
+        ),
+    ] = None,
+    suspect_url: Annotated[
+        str | None,
+        typer.Option(
+            help="A suspect that is only an API (http(s)://, the protocol `sleuth serve` speaks): it is asked the challenge itself, round by round with --budget, so a verification that ends early sends no more; needs --answers-out."
+        ),
+    ] = None,
+    answers_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --suspect-url: where the answers the API gave are kept (HDF5, images never asked as NaN rows; the challenge key beside it as FILE.key.json), the evidence `sleuth report rerun` replays."
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="SLEUTH_API_KEY",
+            help="With --suspect-url: the API key sent as a bearer token. Default: $SLEUTH_API_KEY.",
+            show_default=False,
         ),
     ] = None,
     arch: Annotated[
@@ -826,6 +871,15 @@ def verify(
         check_out_dir(report, force=force)
     if save is not None:
         check_out_file(save, force=force, option="--save")
+    api = None
+    if suspect_url is not None:
+        if answers_out is None:
+            raise SleuthError("--suspect-url needs --answers-out FILE.h5: its answers are evidence")
+        for path in (answers_out, answers_out.with_name(answers_out.stem + ".key.json")):
+            check_out_file(path, force=force, option="--answers-out")
+        api = _SuspectAPI(suspect_url, api_key)
+    elif answers_out is not None:
+        raise SleuthError("--answers-out keeps a suspect API's answers: it needs --suspect-url")
     private_key = _signing_key(sign_key) if sign_key is not None else None
     progress = None if quiet else (lambda msg: err.print(f"[dim]{msg}…[/]"))
     result = run_verify(
@@ -842,6 +896,8 @@ def verify(
         budget=budget,
         cache=cache,
         device=device,
+        suspect_api=api,
+        answers_out=answers_out,
     )
     if as_json:
         typer.echo(result.to_json())

@@ -4,19 +4,22 @@ The verdict places a suspect among encoders trained without the victim; the more
 narrower the null (a prediction interval on k − 1 degrees of freedom) and the larger the margin a
 clear copy gets. The zoo trains them by the victim's own recipe (read from its owner key) with
 other seeds, unwatermarked, and optionally a few watermarked "other owners" (the harder null:
-rotation-aware encoders that were never the victim). Members are reused when already trained, so
-one zoo serves every suspect of a victim; ``zoo.json`` lists them with their seeds and digests.
+rotation-aware encoders that were never the victim), and encoders of other trainers
+(``other_trainers``: lightly's SimCLR, BYOL, Barlow Twins, MoCo v2, supervised), so that the null
+is not only sleuth's own trainer. Members are reused when already trained, so one zoo serves
+every suspect of a victim; ``zoo.json`` lists them with their trainer, seed and digest.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sleuth.embed.config import EmbedConfig
+from sleuth.embed.other_trainers import check_trainer, train_other
 from sleuth.embed.run import ENCODER_NAME, run_embed
 from sleuth.embed.trainer import Progress
 from sleuth.errors import SleuthError
@@ -36,10 +39,12 @@ class ZooMember:
     watermarked: bool
     path: Path
     reused: bool
+    trainer: str = "sleuth"  # sleuth's SimCLR by the victim's recipe, else other_trainers'
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "trainer": self.trainer,
             "seed": self.seed,
             "watermarked": self.watermarked,
             "path": str(self.path),
@@ -80,11 +85,21 @@ def build_zoo(
     device: str = "auto",
     say: Callable[[str], None] = lambda _msg: None,
     progress: Progress | None = None,
+    trainers: Sequence[str] = (),
+    per_trainer: int = 2,
 ) -> list[ZooMember]:
     """Train (or reuse) ``n`` unwatermarked and ``owners`` watermarked encoders by the victim's
-    recipe, seeds from ``seed_start`` on; write ``zoo.json``. Returns every member."""
-    if not 0 < n + owners <= MAX_MEMBERS or n < 0 or owners < 0:
-        raise SleuthError(f"--n and --owners must add up to 1..{MAX_MEMBERS}, got {n} + {owners}")
+    recipe, then ``per_trainer`` encoders by each of ``trainers`` (``other_trainers.TRAINERS``,
+    the recipe's architecture, data, epochs and optimiser), seeds from ``seed_start`` on; write
+    ``zoo.json``. Returns every member."""
+    others = len(trainers) * per_trainer
+    if not 0 < n + owners + others <= MAX_MEMBERS or min(n, owners, per_trainer) < 0:
+        raise SleuthError(
+            f"--n, --owners and the other trainers' members must add up to 1..{MAX_MEMBERS}, "
+            f"got {n} + {owners} + {others}"
+        )
+    for trainer in trainers:
+        check_trainer(trainer)
     recipe = victim_recipe(victim)
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
@@ -95,20 +110,25 @@ def build_zoo(
             "in place, any other folder is left alone (choose another --out)"
         )
     check_out_dir(out, force=True)  # a file, or nowhere to write: refused before any training
-    seeds = zoo_seeds(recipe.seed, n + owners, seed_start)
+    seeds = zoo_seeds(recipe.seed, n + owners + others, seed_start)
+    kinds = ["sleuth"] * (n + owners) + [t for t in trainers for _ in range(per_trainer)]
     members = []
-    for i, seed in enumerate(seeds):
-        watermarked = i >= n
-        name = f"{'owner' if watermarked else 'ref'}-{seed}"
+    for i, (seed, trainer) in enumerate(zip(seeds, kinds, strict=True)):
+        watermarked = n <= i < n + owners
+        prefix = trainer if trainer != "sleuth" else "owner" if watermarked else "ref"
+        name = f"{prefix}-{seed}"
         folder = out / name
         reused = (folder / ENCODER_NAME).is_file()
         if reused:
             say(f"{name}: reusing {folder}")
-        else:
+        elif trainer == "sleuth":
             say(f"training {name} ({i + 1} of {len(seeds)})")
             cfg = replace(recipe, seed=seed, watermark=watermarked)
             run_embed(cfg, folder, force=True, device=device, progress=progress)
-        members.append(ZooMember(name, seed, watermarked, folder, reused))
+        else:
+            say(f"training {name} by {trainer} ({i + 1} of {len(seeds)})")
+            train_other(trainer, recipe, seed, folder, device=device)
+        members.append(ZooMember(name, seed, watermarked, folder, reused, trainer))
     record = {
         "format": ZOO_FORMAT,
         "victim": str(Path(victim).resolve()),

@@ -103,7 +103,9 @@ INPUT_TYPES: dict[str, tuple[type, ...]] = {  # run_verify's keyword arguments, 
     "alpha": (float, int),
     "settings": (dict,),
     "budget": (int, type(None)),
+    "suspect_url": (str, type(None)),  # informational: a replay reads the answers it gave
 }
+RECORD_ONLY = ("suspect_url",)
 
 
 def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
@@ -123,7 +125,8 @@ def rerun_inputs(predicate: Any) -> tuple[list[str], dict[str, Any]]:
         value = inputs.get(name)
         if not isinstance(value, types) or isinstance(value, bool):
             raise SleuthError(f"the statement's input {name!r} is {type(value).__name__}")
-        kwargs[name] = value
+        if name not in RECORD_ONLY:
+            kwargs[name] = value
     for name in ("references", "tests"):
         if kwargs[name] is not None and not all(isinstance(v, str) for v in kwargs[name]):
             raise SleuthError(f"the statement's input {name!r} is not a list of names")

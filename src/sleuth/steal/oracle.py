@@ -110,6 +110,7 @@ class HTTPOracle:
     url: str
     timeout: float = 60.0
     api_key: str | None = None
+    role: str = "victim"  # whose API, in messages (verification asks a suspect's)
     work_s: float = field(init=False, default=0.0)
     MAX_PUZZLES = 4  # a batch whose price keeps rising past this many puzzles is an error
 
@@ -137,11 +138,11 @@ class HTTPOracle:
                 raise _PuzzleAsked(detail["puzzle"]) from None
             message = detail.get("message") if isinstance(detail, dict) else None
             raise SleuthError(
-                f"victim API {self.url}{path} answered {exc.code} {exc.reason}"
+                f"{self.role} API {self.url}{path} answered {exc.code} {exc.reason}"
                 + (f": {message}" if message else "")
             ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise SleuthError(f"cannot reach victim API {self.url}{path}: {exc}") from None
+            raise SleuthError(f"cannot reach {self.role} API {self.url}{path}: {exc}") from None
 
     def _represent(self, body: bytes) -> bytes:
         proof = None
@@ -153,7 +154,7 @@ class HTTPOracle:
                 start = time.perf_counter()
                 proof = f"{challenge}:{solve(challenge, bits)}"
                 self.work_s += time.perf_counter() - start
-        raise SleuthError(f"victim API {self.url} kept raising its proof-of-work price")
+        raise SleuthError(f"{self.role} API {self.url} kept raising its proof-of-work price")
 
     def answer(self, images: torch.Tensor) -> torch.Tensor:
         buf = io.BytesIO()
@@ -162,10 +163,12 @@ class HTTPOracle:
         try:
             reps = np.load(io.BytesIO(raw), allow_pickle=False)
         except ValueError as exc:
-            raise SleuthError(f"victim API {self.url} sent a malformed answer: {exc}") from None
+            raise SleuthError(
+                f"{self.role} API {self.url} sent a malformed answer: {exc}"
+            ) from None
         if reps.shape != (len(images), self.rep_dim):
             raise SleuthError(
-                f"victim API {self.url} answered shape {reps.shape}, "
+                f"{self.role} API {self.url} answered shape {reps.shape}, "
                 f"expected ({len(images)}, {self.rep_dim})"
             )
         return torch.from_numpy(reps.astype(np.float32))

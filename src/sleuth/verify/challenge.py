@@ -163,10 +163,15 @@ class Challenge:
 POSITIONS = ("di_private", "di_public")  # roles that index the di views, not images
 
 
+def indices(*challenges: Challenge) -> np.ndarray:
+    """The distinct images (indices into ``images``) one or more rounds of a challenge ask."""
+    used = [v for c in challenges for k, v in c.roles.items() if k not in POSITIONS]
+    return np.unique(np.concatenate(used)) if used else np.zeros(0, np.int64)
+
+
 def asked(*challenges: Challenge) -> int:
     """Distinct images asked over one or more rounds (prefixes) of one challenge."""
-    used = [v for c in challenges for k, v in c.roles.items() if k not in POSITIONS]
-    return len(np.unique(np.concatenate(used))) if used else 0
+    return len(indices(*challenges))
 
 
 def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
@@ -298,8 +303,21 @@ def check_challenge(challenge: Challenge, key: dict[str, Any], path: str | Path)
         )
 
 
+def write_answers(path: str | Path, answers: np.ndarray) -> Path:
+    """A suspect's answers to a challenge, in challenge order, as ``read_answers`` reads them;
+    rows of NaN are images it was never asked (a sequential verification that stopped early)."""
+
+    def dump(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = "sleuth-answers"
+            f.create_dataset("answers", data=np.asarray(answers, np.float32), compression="gzip")
+
+    return atomic_write(path, dump)
+
+
 def read_answers(path: str | Path, expected: int) -> np.ndarray:
-    """A black-box suspect's answers to a challenge, in challenge order."""
+    """A black-box suspect's answers to a challenge, in challenge order. A row entirely NaN is
+    an image never asked (``write_answers``); a verification that needs it refuses it."""
     path = Path(path)
     if not path.is_file():
         raise SleuthError(f"answers file not found: {path}")
@@ -311,6 +329,7 @@ def read_answers(path: str | Path, expected: int) -> np.ndarray:
         raise SleuthError(f"cannot read answers from {path}: {exc}") from None
     if answers.ndim != 2 or len(answers) != expected:
         raise SleuthError(f"{path}: expected answers of shape ({expected}, D), got {answers.shape}")
-    if not np.isfinite(answers).all():
+    unasked = np.isnan(answers).all(axis=1)
+    if not np.isfinite(answers[~unasked]).all():
         raise SleuthError(f"{path}: answers contain NaN or infinite values")
     return answers

@@ -16,10 +16,11 @@ from threadpoolctl import threadpool_limits
 
 from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
-from sleuth.fileio import sha256_file
+from sleuth.fileio import atomic_write_text, sha256_file
 from sleuth.manifest import environment
 from sleuth.models import Encoder, OwnerKey, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
+from sleuth.verify.asking import RemoteAnswers, SuspectAPI
 from sleuth.verify.cache import AnswerCache, images_digest
 from sleuth.verify.challenge import (
     Challenge,
@@ -27,8 +28,10 @@ from sleuth.verify.challenge import (
     asked,
     build_challenge,
     check_challenge,
+    indices,
     read_answers,
     read_challenge_key,
+    write_answers,
 )
 from sleuth.verify.evidence import GROUPS, TEST_INFO, Owner, shared_work
 from sleuth.verify.verdict import (
@@ -187,6 +190,25 @@ def testable(answers: np.ndarray, who: str) -> np.ndarray:
     return answers
 
 
+Answers = np.ndarray | Callable[[Challenge], np.ndarray]
+"""A suspect's answers to a whole challenge, or what asks a suspect API a round's images."""
+
+
+def answered(answers: Answers, ch: Challenge, who: str) -> np.ndarray:
+    """``answers`` to the images ``ch`` asks (asking an API for the ones it still needs),
+    refused when any of those images is unanswered (a NaN row of a file from a verification
+    that stopped earlier) or the answers cannot be tested."""
+    full = answers(ch) if callable(answers) else answers
+    rows = indices(ch)
+    missing = int(np.isnan(full[rows]).all(axis=1).sum())
+    if missing:
+        raise SleuthError(
+            f"{who} left {missing} of the {len(rows)} images this verification needs unanswered"
+        )
+    testable(full[rows], who)
+    return full
+
+
 def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
     """Indices of the references to calibrate against: those of the suspect's architecture when
     there are at least ``MIN_REFERENCES`` of them (the null is "an independent model like this
@@ -286,7 +308,7 @@ def looks_for(ch: Challenge, budget: int) -> list[tuple[Challenge, bool]]:
 def sequential(
     owner: Owner,
     ch: Challenge,
-    suspect: np.ndarray,
+    suspect: Answers,
     refs: list[np.ndarray],
     tests: Sequence[str],
     alpha: float,
@@ -301,14 +323,15 @@ def sequential(
     false-accusation bound, and StolenEncoder and infonce copies found within 100 queries
     instead of 160, since the tiny first rounds rarely decide anything. Returns the deciding
     round's decisions (adjusted), the distinct images asked up to it, and a record of every
-    round."""
+    round. A suspect API (``suspect`` callable) is asked each round's new images only when the
+    round comes."""
     looks = looks_for(ch, budget)
     rounds = [sub for sub, _ in looks]
     samples = [len(sub.roles["private"]) for sub in rounds]
     record: list[dict[str, Any]] = []
     for r, (sub, lean) in enumerate(looks):
         level = alpha * samples[r] / sum(samples)
-        decisions = decide(owner, sub, suspect, refs, tests, level)
+        decisions = decide(owner, sub, answered(suspect, sub, "the suspect"), refs, tests, level)
         adjust(decisions, level)
         label, _ = verdict(decisions)
         counted = [d.p_adjusted for d in decisions if d.counted]
@@ -344,13 +367,19 @@ def run_verify(
     budget: int | None = None,
     cache: str | Path | None = None,
     device: str = "cpu",
+    suspect_api: SuspectAPI | None = None,
+    answers_out: str | Path | None = None,
 ) -> VerifyResult:
-    """Verify a white-box (``suspect``) or black-box (``suspect_reps``) suspect.
+    """Verify a white-box (``suspect``), black-box (``suspect_reps``: answers to an exported
+    challenge) or remote (``suspect_api``) suspect.
 
     ``cache``: a folder keeping the references' answers to each challenge (``verify.cache``),
     so that verifying many suspects against the same references asks them once. ``device``
     runs the models' forward passes (``auto``, ``cpu``, ``cuda``, ``cuda:N``); the statistics
-    run on the CPU either way."""
+    run on the CPU either way. A remote suspect is asked the challenge itself, round by round
+    with a ``budget``; the answers it gave are written to ``answers_out`` (never-asked images as
+    NaN rows) with the challenge key beside it, and the result is recorded as the black-box
+    verification of that file, which ``sleuth report rerun`` replays without the API."""
     start = time.perf_counter()
     settings = settings or ChallengeSettings()
     inputs = {
@@ -366,8 +395,14 @@ def run_verify(
         "budget": budget,
     }
     say = progress or (lambda _msg: None)
-    if (suspect is None) == (suspect_reps is None):
-        raise SleuthError("give either a suspect encoder file or --suspect-reps, not both")
+    if sum(x is not None for x in (suspect, suspect_reps, suspect_api)) != 1:
+        raise SleuthError("give one suspect: an encoder file, --suspect-reps or --suspect-url")
+    if suspect_api is not None:
+        if len(victims) != 1:
+            raise SleuthError("a suspect API is asked one victim's challenge: give one --victim")
+        if answers_out is None:
+            raise SleuthError("a suspect API's answers are evidence: give --answers-out FILE.h5")
+        inputs["suspect_url"] = suspect_api.name
     key_record = None
     if suspect_reps is not None:
         if len(victims) != 1:
@@ -392,7 +427,11 @@ def run_verify(
         raise SleuthError(f"unknown test {unknown[0]!r} (known: {', '.join(GROUPS)})")
     references = expand_references(references)
     inputs["references"] = [_absolute(r) for r in references]
-    suspect_file = _encoder_file(suspect) if suspect is not None else _resolved(Path(suspect_reps))
+    suspect_file = (
+        _encoder_file(suspect)
+        if suspect is not None
+        else _resolved(Path(suspect_reps or answers_out))  # answers_out: written below
+    )
     dev = resolve_device(device)
     suspect_model = _load_model(suspect, arch).to(dev) if suspect is not None else None
     ref_models = [_load_model(r).to(dev) for r in references]
@@ -410,11 +449,13 @@ def run_verify(
         if key_record is not None:
             check_challenge(ch, key_record, challenge_key)
         say(f"representations of {len(ch.images)} images")
+        suspect_out: Answers
         if suspect_model is not None:
-            suspect_out = suspect_model.represent(ch.images).numpy()
+            suspect_out = testable(suspect_model.represent(ch.images).numpy(), "the suspect")
+        elif suspect_api is not None:
+            suspect_out = RemoteAnswers(suspect_api, ch.images)
         else:
             suspect_out = read_answers(suspect_reps, len(ch.images))
-        suspect_out = testable(suspect_out, "the suspect")
         owner = owner_for(victim_model, key, ch.images)
         asked_digest = images_digest(ch.images)
         refs = [
@@ -433,11 +474,16 @@ def run_verify(
         looks: list[dict[str, Any]] = []
         queries = ch.queries
         if budget is None:
-            decisions = decide(owner, ch, suspect_out, refs, chosen, alpha)
+            suspect_answers = answered(suspect_out, ch, "the suspect")
+            decisions = decide(owner, ch, suspect_answers, refs, chosen, alpha)
         else:
             decisions, queries, looks = sequential(
                 owner, ch, suspect_out, refs, chosen, alpha, budget
             )
+        if isinstance(suspect_out, RemoteAnswers):
+            key_file = _keep_answers(suspect_out, ch, Path(answers_out))
+            inputs |= {"suspect_reps": _absolute(answers_out), "challenge_key": str(key_file)}
+            challenge_key = str(key_file)
         all_decisions += decisions
         reports.append(
             VictimReport(
@@ -456,7 +502,7 @@ def run_verify(
     for report in reports:
         report.verdict, report.reason = verdict(report.decisions)
     return VerifyResult(
-        suspect=suspect or str(suspect_reps),
+        suspect=suspect or (suspect_api.name if suspect_api else str(suspect_reps)),
         suspect_digest=sha256_file(suspect_file),
         suspect_file=str(suspect_file),
         references=[
@@ -477,3 +523,12 @@ def run_verify(
         inputs=inputs,
         budget=budget,
     )
+
+
+def _keep_answers(remote: RemoteAnswers, ch: Challenge, path: Path) -> Path:
+    """Write what a suspect API answered (images never asked as NaN rows) and the challenge's
+    key beside it, as ``sleuth challenge`` would have: the black-box record of the run."""
+    key_file = path.with_name(path.stem + ".key.json")
+    atomic_write_text(key_file, json.dumps(ch.key_dict()) + "\n")
+    write_answers(path, remote.answers)
+    return _resolved(key_file)
