@@ -180,7 +180,10 @@ def null_trainers() -> list[str]:
         "updates, momentum 0.9 for these short runs; sleuth's augmentation) and by supervised "
         "cross-entropy, the recipe's epochs, batch and learning rate, two seeds each; each verified as a suspect against the demo's "
         f"victim with the {s['zoo']}-member zoo as references ({s['samples']} samples, "
-        f"{s['queries']:,} queries). Linear-probe accuracy of the victim: "
+        f"{s['queries']:,} queries; judged again with the shifted images and both watermark "
+        "readings, on the encoders trained the day before by the script's earlier trainer, "
+        "which drew initial weights after a throwaway initialisation). Linear-probe accuracy "
+        "of the victim: "
         f"{100 * r['victim_probe_accuracy']:.1f} %"
         + (
             f", of an untrained encoder of its architecture: "
