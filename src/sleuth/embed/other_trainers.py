@@ -49,13 +49,11 @@ def _lightly() -> None:
 
 
 class Method(nn.Module):
-    """A training method's parts besides the encoder; ``step(encoder, view1, view2, labels,
-    share of training done)`` is its loss on one batch. ``views``: 1 if it reads one view."""
+    """A training method's parts besides the encoder; each defines ``step(encoder, view1,
+    view2, labels, share of training done)``, its loss on one batch. ``views``: 1 if it reads
+    one view."""
 
     views = 2
-
-    def step(self, encoder, x1, x2, y, done) -> torch.Tensor:
-        raise NotImplementedError
 
 
 class SimCLR(Method):
