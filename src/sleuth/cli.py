@@ -875,7 +875,9 @@ def verify(
     if suspect_url is not None:
         if answers_out is None:
             raise SleuthError("--suspect-url needs --answers-out FILE.h5: its answers are evidence")
-        for path in (answers_out, answers_out.with_name(answers_out.stem + ".key.json")):
+        from sleuth.verify.challenge import key_path
+
+        for path in (answers_out, key_path(answers_out)):
             check_out_file(path, force=force, option="--answers-out")
         api = _SuspectAPI(suspect_url, api_key)
     elif answers_out is not None:
@@ -950,8 +952,9 @@ def challenge(
     from sleuth.fileio import check_out_file
     from sleuth.models import load_owner_key
     from sleuth.verify import ChallengeSettings, build_challenge, export_challenge
+    from sleuth.verify.challenge import key_path
 
-    key_file = out_file.with_name(out_file.stem + ".key.json")
+    key_file = key_path(out_file)
     for path in (out_file, key_file):
         check_out_file(path, force=force)
     key = load_owner_key(victim / "owner-key.pt")

@@ -26,12 +26,12 @@ from sleuth.data import adapt, input_spec_for, load_images, make_split, to_float
 from sleuth.data.augment import SimCLRAugment
 from sleuth.device import resolve_device
 from sleuth.embed.config import EmbedConfig
+from sleuth.embed.run import ENCODER_NAME
 from sleuth.errors import SleuthError
 from sleuth.fileio import prepare_out_dir
 from sleuth.manifest import write_manifest
 from sleuth.models import Encoder, encoder_config, save_encoder
 
-ENCODER_NAME = "encoder.pt"
 # momentum of BYOL's and MoCo's target networks. lightly's examples use 0.99-0.996 for hundreds
 # of epochs; a recipe of ~100 steps would leave such a target mostly its random start
 # (0.99 ** 90 is 40 %), so a short run's target follows faster (0.9 ** 90 is nothing)

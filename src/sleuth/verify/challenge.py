@@ -225,6 +225,18 @@ def build_challenge(key: OwnerKey, settings: ChallengeSettings) -> Challenge:
     return Challenge(images, roles, wm_labels, settings, split.fingerprint, sources)
 
 
+def key_path(path: str | Path) -> Path:
+    """Where the investigator's key of a challenge (or of answers to one) goes: FILE.key.json
+    beside FILE.h5."""
+    path = Path(path)
+    return path.with_name(path.stem + ".key.json")
+
+
+def write_challenge_key(challenge: Challenge, path: str | Path) -> Path:
+    """The investigator's key (roles, settings, sources) as ``read_challenge_key`` reads it."""
+    return atomic_write_text(path, json.dumps(challenge.key_dict()) + "\n")
+
+
 def export_challenge(challenge: Challenge, out: str | Path) -> tuple[Path, Path]:
     """Write the images to send (``out``) and the investigator's private key beside it."""
     out = Path(out)
@@ -238,10 +250,8 @@ def export_challenge(challenge: Challenge, out: str | Path) -> tuple[Path, Path]
             )
             f.create_dataset("x", data=challenge.images.numpy(), compression="gzip")
 
-    key_path = out.with_name(out.stem + ".key.json")
     atomic_write(out, dump)
-    atomic_write_text(key_path, json.dumps(challenge.key_dict()) + "\n")
-    return out, key_path
+    return out, write_challenge_key(challenge, key_path(out))
 
 
 def read_challenge_key(path: str | Path) -> dict[str, Any]:

@@ -134,10 +134,14 @@ def _white(ch: Challenge, reps: np.ndarray, role: str = "private") -> np.ndarray
     return _once(_whitened_role, ch, reps, role)
 
 
+def _spread(x: np.ndarray) -> float:
+    """The RMS distance of the rows from their mean."""
+    return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
 def _standardised(x: np.ndarray) -> np.ndarray:
     """Centred on its mean and divided by its RMS spread: free of a shift and a global scale."""
-    centred = x - x.mean(axis=0)
-    return centred / (float(np.sqrt((centred**2).sum(axis=1).mean())) or 1.0)
+    return (x - x.mean(axis=0)) / (_spread(x) or 1.0)
 
 
 def to_victim(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray | None:
@@ -193,9 +197,8 @@ def matched(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
     coordinates, so, unlike the alignment, no other encoder's rotation features are mapped onto
     the victim's (see ``watermark``)."""
     s, v = _private(ch, reps), _private(ch, owner.reps)
-    spread_s = float(np.sqrt(((s - s.mean(axis=0)) ** 2).sum(axis=1).mean()))
-    spread_v = float(np.sqrt(((v - v.mean(axis=0)) ** 2).sum(axis=1).mean()))
-    scale = spread_v / spread_s if spread_s > 0 else 1.0
+    spread = _spread(s)
+    scale = _spread(v) / spread if spread > 0 else 1.0
     return (reps - s.mean(axis=0)) * scale + v.mean(axis=0)
 
 
@@ -259,8 +262,10 @@ def _raw_distances(owner: Owner, ch: Challenge, reps: np.ndarray) -> dict[str, n
     return stats.pairwise_distances(victim, _standardised(_private(ch, reps)))
 
 
-def _aligned_cosine(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
-    return stats.pairwise_distances(*_common(owner, ch, reps))["cosine"]
+def _aligned_cosine(
+    owner: Owner, ch: Challenge, reps: np.ndarray, role: str = "private"
+) -> np.ndarray:
+    return stats.pairwise_distances(*_common(owner, ch, reps, role))["cosine"]
 
 
 def distance(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
@@ -361,10 +366,6 @@ def noise(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return [stats.noise_sensitivity(_spreads(ch, owner.reps), _spreads(ch, reps))]
 
 
-def _shifted_cosine(owner: Owner, ch: Challenge, reps: np.ndarray, role: str) -> np.ndarray:
-    return stats.pairwise_distances(*_common(owner, ch, reps, role))["cosine"]
-
-
 def shifted(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     """Off the victim's distribution: per shift in ``challenge.SHIFTS``, the aligned cosine
     distance to the victim on shifted private images (the alignment cross-fitted on them), paired
@@ -380,8 +381,8 @@ def shifted(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
             continue
         results.append(
             stats.distance_test(
-                _once(_shifted_cosine, owner, ch, reps, role),
-                [_once(_shifted_cosine, owner, ch, r, role) for r in refs],
+                _once(_aligned_cosine, owner, ch, reps, role),
+                [_once(_aligned_cosine, owner, ch, r, role) for r in refs],
                 name=test,
                 direction=-1,
                 family="shift",

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from sleuth.device import resolve_device
 from sleuth.errors import SleuthError
-from sleuth.fileio import atomic_write_text, sha256_file
+from sleuth.fileio import sha256_file
 from sleuth.manifest import environment
 from sleuth.models import Encoder, OwnerKey, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
@@ -29,9 +29,11 @@ from sleuth.verify.challenge import (
     build_challenge,
     check_challenge,
     indices,
+    key_path,
     read_answers,
     read_challenge_key,
     write_answers,
+    write_challenge_key,
 )
 from sleuth.verify.evidence import GROUPS, TEST_INFO, Owner, shared_work
 from sleuth.verify.verdict import (
@@ -528,7 +530,6 @@ def run_verify(
 def _keep_answers(remote: RemoteAnswers, ch: Challenge, path: Path) -> Path:
     """Write what a suspect API answered (images never asked as NaN rows) and the challenge's
     key beside it, as ``sleuth challenge`` would have: the black-box record of the run."""
-    key_file = path.with_name(path.stem + ".key.json")
-    atomic_write_text(key_file, json.dumps(ch.key_dict()) + "\n")
+    key_file = write_challenge_key(ch, key_path(path))
     write_answers(path, remote.answers)
     return _resolved(key_file)
