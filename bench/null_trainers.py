@@ -45,7 +45,7 @@ from sleuth.models import Encoder, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
 from sleuth.probe import linear_probe
 from sleuth.verify import ChallengeSettings, build_challenge
-from sleuth.verify.run import owner_for
+from sleuth.verify.run import owner_for, rotation_aware
 
 
 def train(method: str, seed: int, victim: Path, out: Path) -> dict:
@@ -95,6 +95,7 @@ def main() -> None:
     ch = build_challenge(key, ChallengeSettings(samples=args.samples))
     owner = owner_for(load_encoder(victim / "encoder.pt"), key, ch.images)
     refs = [load_encoder(z / "encoder.pt").represent(ch.images).numpy() for z in zoo]
+    aware = sum(rotation_aware(str(z)) for z in zoo)
     models = {}
     for method in args.methods:
         for seed in range(2000, 2000 + args.seeds):  # apart from the zoo's seeds (1000...)
@@ -105,7 +106,7 @@ def main() -> None:
             models[name] = {
                 **trained,
                 "probe_accuracy": linear_probe(encoder, task).accuracy,
-                **judge(owner, ch, encoder.represent(ch.images).numpy(), refs),
+                **judge(owner, ch, encoder.represent(ch.images).numpy(), refs, aware),
             }
             m = models[name]
             print(f"{name}: {m['verdict']} (probe {m['probe_accuracy']:.3f})", flush=True)

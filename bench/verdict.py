@@ -46,7 +46,7 @@ from sleuth.steal import StealConfig, run_steal
 from sleuth.steal.evasion import OUTPUT_TRANSFORMS, transform_outputs
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.evidence import GROUPS
-from sleuth.verify.run import decide, owner_for, sequential
+from sleuth.verify.run import decide, owner_for, rotation_aware, sequential
 from sleuth.verify.verdict import adjust, verdict, verdict_p
 
 ALPHA = 0.01
@@ -71,8 +71,9 @@ def transforms(reps: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
     }
 
 
-def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray]) -> dict:
-    decisions = decide(owner, ch, suspect, refs, list(GROUPS), ALPHA)
+def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], aware: int) -> dict:
+    """One verdict against ``refs``, ``aware`` of them rotation-aware (other owners)."""
+    decisions = decide(owner, ch, suspect, refs, list(GROUPS), ALPHA, rotation_aware=aware)
     adjust(decisions, ALPHA)
     label, reason = verdict(decisions)
     counted = [d for d in decisions if d.counted]
@@ -97,8 +98,12 @@ def judge(owner, ch, suspect: np.ndarray, refs: list[np.ndarray]) -> dict:
     }
 
 
-def judge_sequential(owner, ch, suspect: np.ndarray, refs: list[np.ndarray], budget: int) -> dict:
-    decisions, asked, looks = sequential(owner, ch, suspect, refs, list(GROUPS), ALPHA, budget)
+def judge_sequential(
+    owner, ch, suspect: np.ndarray, refs: list[np.ndarray], aware: int, budget: int
+) -> dict:
+    decisions, asked, looks = sequential(
+        owner, ch, suspect, refs, list(GROUPS), ALPHA, budget, rotation_aware=aware
+    )
     return {"verdict": verdict(decisions)[0], "queries_used": asked, "looks": looks}
 
 
@@ -167,6 +172,9 @@ def main() -> None:
         Path(z).name: load_encoder(Path(z) / "encoder.pt").represent(ch.images).numpy() for z in zoo
     }
     zoo_names = [Path(z).name for z in zoo]
+    aware = {Path(m).name: rotation_aware(str(m)) for m in [*zoo, *(demo / n for n in demo_refs)]}
+    zoo_aware = sum(aware[n] for n in zoo_names)
+    demo_aware = sum(aware[n] for n in demo_refs)
     zoo_reps = [reps[n] for n in zoo_names]
     demo_reps = [reps[n] for n in demo_refs]
     print(f"{len(ch.images)} challenge images; {len(zoo)} zoo members", flush=True)
@@ -176,21 +184,28 @@ def main() -> None:
     for name in copies:
         print(f"copy {name}", flush=True)
         results["copies"][name] = {
-            "zoo": judge(owner, ch, reps[name], zoo_reps),
-            "demo": judge(owner, ch, reps[name], demo_reps),
+            "zoo": judge(owner, ch, reps[name], zoo_reps, zoo_aware),
+            "demo": judge(owner, ch, reps[name], demo_reps, demo_aware),
         }
         for kind, answers in transforms(reps[name], rng).items():
-            results["transformed"][f"{name}/{kind}"] = judge(owner, ch, answers, zoo_reps)
+            results["transformed"][f"{name}/{kind}"] = judge(
+                owner, ch, answers, zoo_reps, zoo_aware
+            )
         results["sequential"][name] = {
-            str(b): judge_sequential(owner, ch, reps[name], zoo_reps, b) for b in BUDGETS
+            str(b): judge_sequential(owner, ch, reps[name], zoo_reps, zoo_aware, b) for b in BUDGETS
         }
-    nulls = [(n, zoo_reps[j], zoo_reps[:j] + zoo_reps[j + 1 :]) for j, n in enumerate(zoo_names)]
-    nulls += [(n, reps[n], zoo_reps) for n in demo_refs + untrained_names]
-    for name, suspect, refs in nulls:
+    nulls = [
+        (n, zoo_reps[j], zoo_reps[:j] + zoo_reps[j + 1 :], zoo_aware - aware[n])
+        for j, n in enumerate(zoo_names)
+    ]
+    nulls += [(n, reps[n], zoo_reps, zoo_aware) for n in demo_refs + untrained_names]
+    for name, suspect, refs, n_aware in nulls:
         print(f"null {name}", flush=True)
-        results["null"][name] = judge(owner, ch, suspect, refs)
+        results["null"][name] = judge(owner, ch, suspect, refs, n_aware)
         for b in BUDGETS:
-            results["null"][name][f"sequential-{b}"] = judge_sequential(owner, ch, suspect, refs, b)
+            results["null"][name][f"sequential-{b}"] = judge_sequential(
+                owner, ch, suspect, refs, n_aware, b
+            )
 
     null = results["null"].values()
     tests = sorted({t for r in null for t in r["tests"]})

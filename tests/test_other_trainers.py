@@ -22,7 +22,14 @@ def test_a_supervised_member_is_trained_recorded_and_reused(zoo, tmp_path):
     recipe; a second build reuses it."""
     out = tmp_path / "zoo"
     members = build_zoo(
-        zoo / "victim", out, n=1, epochs=1, device="cpu", trainers=["supervised"], per_trainer=1
+        zoo / "victim",
+        out,
+        n=1,
+        owners=0,
+        epochs=1,
+        device="cpu",
+        trainers=["supervised"],
+        per_trainer=1,
     )
     assert [m.trainer for m in members] == ["sleuth", "supervised"]
     member = members[1]
@@ -41,7 +48,14 @@ def test_a_supervised_member_is_trained_recorded_and_reused(zoo, tmp_path):
     manifest = json.loads((member.path / "manifest.json").read_text())
     assert manifest["details"]["trainer"] == "supervised" and manifest["metrics"]["steps"] > 0
     again = build_zoo(
-        zoo / "victim", out, n=1, epochs=1, device="cpu", trainers=["supervised"], per_trainer=1
+        zoo / "victim",
+        out,
+        n=1,
+        owners=0,
+        epochs=1,
+        device="cpu",
+        trainers=["supervised"],
+        per_trainer=1,
     )
     assert all(m.reused for m in again)
 

@@ -14,12 +14,16 @@ from sleuth.cli import app
 from sleuth.errors import SleuthError
 from sleuth.models import Encoder, load_encoder, save_encoder
 from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify, stats
+from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import TestResult
+from sleuth.verify.run import rotation_aware
 from sleuth.verify.verdict import (
     CLEAR_MAX_ATYPICAL,
     CLEAR_MAX_SHIFT,
+    MIN_ROTATION_AWARE,
     Decision,
     adjust,
+    calibrate_decision,
     verdict,
     verdict_p,
 )
@@ -48,6 +52,52 @@ def test_victim_and_a_slightly_perturbed_copy_are_stolen(zoo, tmp_path):
         assert res.verdict == "stolen", res.victims[0].reason
         families = {d.result.family for d in res.victims[0].decisions if d.rejected}
         assert len(families) >= 2
+
+
+def test_the_watermark_counts_only_beside_rotation_aware_references():
+    """H0: the suspect is independent; for the watermark that includes another owner's encoder,
+    trained on a rotation task of its own, which plain references do not represent (measured:
+    one was accused against them at 2,000 samples). So a watermark score far above plain
+    references counts only when at least MIN_ROTATION_AWARE references are such encoders;
+    other tests count as before."""
+    wm = TestResult(
+        "watermark-binomial",
+        "watermark",
+        0.9,
+        1e-12,
+        0.4,
+        "accuracy - chance",
+        400,
+        "above chance",
+        "victim's predictor on the suspect",
+        0.9,
+    )
+    refs = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
+    info = TEST_INFO["watermark-binomial"]
+    few = calibrate_decision(wm, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE - 1)
+    assert not few.counted and "rotation watermark" in few.why
+    enough = calibrate_decision(wm, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE)
+    assert enough.counted and enough.p_decision < 1e-6
+    distance = replace(wm, name="distance-l2", family="distance")
+    plain = calibrate_decision(distance, refs, 0.01, TEST_INFO["distance-l2"], rotation_aware=0)
+    assert plain.counted
+
+
+def test_references_are_rotation_aware_when_they_carry_a_watermark_of_their_own(zoo, tmp_path):
+    """Another owner's encoder (a folder whose owner key holds a predictor) is rotation-aware;
+    a plain reference and a bare encoder file, whose training is unknown, are not; a
+    verification records which were which and does not count the watermark with one."""
+    assert rotation_aware(str(zoo / "victim2"))
+    assert not rotation_aware(str(zoo / "ref1"))
+    assert not rotation_aware(str(zoo / "victim2" / "encoder.pt"))
+    refs = [*_refs(zoo), str(zoo / "victim2")]
+    res = run_verify(
+        [str(zoo / "victim")], suspect=str(zoo / "victim"), references=refs, settings=SETTINGS
+    )
+    assert [r["rotation_aware"] for r in res.references] == [False] * 5 + [True]
+    for d in res.victims[0].decisions:
+        if TEST_INFO[d.result.name].needs_rotation_aware:
+            assert not d.counted and "rotation watermark" in d.why
 
 
 def test_a_fresh_random_network_is_never_accused(zoo, tmp_path):

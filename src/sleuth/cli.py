@@ -333,9 +333,9 @@ def references(
     owners: Annotated[
         int,
         typer.Option(
-            help="Also this many watermarked encoders (other owners): rotation-aware models that were never the victim, the harder null."
+            help="Also this many watermarked encoders (other owners, each with secret intervals of its own): rotation-aware models that were never the victim. The watermark tests count only against at least two of them (measured: against plain encoders alone, another owner's encoder was accused at 2,000 samples); three let each be judged against the other two."
         ),
-    ] = 0,
+    ] = 3,
     seed_start: Annotated[
         int, typer.Option(help="Seeds count up from here, skipping the victim's.")
     ] = 1000,

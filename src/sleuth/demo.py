@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sleuth.data.watermark import RANDOM
 from sleuth.embed import EmbedConfig, run_embed
 from sleuth.errors import SleuthError
 from sleuth.fileio import check_out_dir
@@ -29,6 +30,7 @@ from sleuth.reports import (
 from sleuth.reports.keys import PRIVATE_NAME, PUBLIC_NAME
 from sleuth.steal import StealConfig, run_steal
 from sleuth.verify import ChallengeSettings, VerifyResult, run_verify
+from sleuth.verify.verdict import MIN_ROTATION_AWARE
 
 # The last independent encoder is verified against the others: clearing it needs 5 references
 # (with fewer, no test could see a copy 10 reference sds away; sleuth.verify.verdict).
@@ -47,6 +49,12 @@ class DemoPlan:
     # Independent encoders (the victim's recipe, other seeds). The copies are calibrated against
     # all of them; the last is also verified itself, against the others.
     independent: int = MIN_INDEPENDENT
+    # Other owners: the victim's recipe, watermarked with secret intervals of their own. They
+    # join every suspect's references, so that the watermark tests count (MIN_ROTATION_AWARE).
+    owners: int = MIN_ROTATION_AWARE
+    # Their watermark intervals (``--wm-intervals`` specs), one per owner; empty: each draws a
+    # secret of its own, as a real owner does.
+    owner_intervals: tuple[str, ...] = ()
     losses: tuple[str, ...] = ("mse", "infonce")
     attack: StealConfig = StealConfig(data="demo", public_split=True, queries=2000, epochs=20)
     challenge: ChallengeSettings = ChallengeSettings(samples=500)
@@ -105,6 +113,11 @@ def run_demo(
     start = time.perf_counter()
     if plan.independent < MIN_INDEPENDENT:
         raise SleuthError(f"the demo needs at least {MIN_INDEPENDENT} independent encoders")
+    if plan.owner_intervals and len(plan.owner_intervals) != plan.owners:
+        raise SleuthError(
+            f"the demo has {plan.owners} other owners: give as many intervals, "
+            f"got {len(plan.owner_intervals)}"
+        )
     out = check_out_dir(out_dir, force=force, resume=resume)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -119,8 +132,9 @@ def run_demo(
         timings[folder.name] = round(time.perf_counter() - t, 1)
         return str(folder)
 
-    def embed(name: str, seed: int, watermark: bool) -> str:
+    def embed(name: str, seed: int, watermark: bool, intervals: str | None = None) -> str:
         cfg = replace(plan.recipe, seed=seed, watermark=watermark)
+        cfg = replace(cfg, wm_intervals=intervals) if intervals else cfg
         what = f"training {name} ({'watermarked' if watermark else 'independent'}, seed {seed})"
 
         def make() -> None:
@@ -134,6 +148,12 @@ def run_demo(
     references = [
         embed(f"independent-{s}", s, False) for s in range(seed + 1, seed + 1 + plan.independent)
     ]
+    first_owner = seed + 1 + plan.independent
+    owner_intervals = plan.owner_intervals or (RANDOM,) * plan.owners
+    owners = [
+        embed(f"owner-{first_owner + i}", first_owner + i, True, owner_intervals[i])
+        for i in range(plan.owners)
+    ]
     suspects = []
     for loss in plan.losses:
         cfg = replace(plan.attack, loss=loss)
@@ -146,11 +166,14 @@ def run_demo(
 
         what = f"stolen with {loss}, {cfg.queries:,} queries of the victim's public images"
         folder = stage(out / f"stolen-{loss}", f"stealing: {what}", make)
-        suspects.append((folder, what, "stolen", references))
-    others = f"independent (victim's recipe), against the other {len(references) - 1}"
-    # five references cannot tell a suspect 4 sds from them apart from one of them: the
+        suspects.append((folder, what, "stolen", references + owners))
+    others = (
+        f"independent (victim's recipe), against the other {len(references) - 1} and "
+        f"{len(owners)} other owners"
+    )
+    # seven references cannot tell a suspect 4 sds from them apart from one of them: the
     # independent encoder is not accused and not cleared (verify.verdict.CLEAR_MAX_ATYPICAL)
-    suspects.append((references[-1], others, "inconclusive", references[:-1]))
+    suspects.append((references[-1], others, "inconclusive", references[:-1] + owners))
 
     keys = out / "keys"
     if not (keys / PRIVATE_NAME).exists():

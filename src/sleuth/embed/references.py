@@ -79,7 +79,7 @@ def build_zoo(
     out_dir: str | Path,
     *,
     n: int,
-    owners: int = 0,
+    owners: int = 3,
     seed_start: int = 1000,
     epochs: int | None = None,
     device: str = "auto",

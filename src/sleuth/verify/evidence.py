@@ -65,6 +65,9 @@ class TestInfo:
     clears_only: bool = False  # never accuses; its typicality can withhold a clearance
     needs_references: bool = True  # False: its analytic null alone is meaningful
     calibrated_only: bool = False  # no analytic p: its decision p is the calibrated p alone
+    # counts only beside rotation-aware references (other owners' watermarked encoders): its null
+    # is what a model trained on a rotation task of its own scores, wider than plain encoders'
+    needs_rotation_aware: bool = False
 
 
 # Each group: (owner, challenge, suspect reps, reference reps) -> results. Scores of references
@@ -440,6 +443,7 @@ GROUPS: dict[str, Group] = {
                 _WM_ARRAYS,
                 power="one-sample",
                 proportion=True,
+                needs_rotation_aware=True,
             ),
             TestInfo(
                 "watermark-ttest",
@@ -456,11 +460,11 @@ GROUPS: dict[str, Group] = {
                 "watermark",
                 "The same count after moving and scaling the suspect's outputs to the victim's "
                 "average and spread, so that a thief cannot hide the watermark by shifting or "
-                "rescaling them; no output coordinate is mixed with another, so another owner's "
-                "own watermark is not mistaken for the victim's.",
+                "rescaling them; no output coordinate is mixed with another.",
                 _WM_ARRAYS,
                 power="one-sample",
                 proportion=True,
+                needs_rotation_aware=True,
             ),
             TestInfo(
                 "watermark-aligned",

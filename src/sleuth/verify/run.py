@@ -169,6 +169,14 @@ def _load_model(path: str, arch: str | None = None) -> Encoder:
     return load_encoder(_encoder_file(path), arch=arch)
 
 
+def rotation_aware(path: str) -> bool:
+    """Whether a reference was trained with a rotation watermark of its own: an artifact folder
+    whose owner key holds an augmentation predictor (another owner's encoder). A bare encoder
+    file says nothing of how it was trained, so it is not counted as one."""
+    key = Path(path) / "owner-key.pt"
+    return key.is_file() and load_owner_key(key).predictor is not None
+
+
 def expand_references(references: Sequence[str]) -> list[str]:
     """Each reference as given, with a zoo folder (``sleuth references``) standing for all of
     its members, in the zoo's order; the same model named twice is refused."""
@@ -239,18 +247,21 @@ def decide(
     refs: list[np.ndarray],
     tests: Sequence[str],
     alpha: float,
+    *,
+    rotation_aware: int,
 ) -> list[Decision]:
     """Every chosen test of one suspect's answers, each reference scored the same way against
     the others; calibrated, not yet adjusted (``adjust`` runs over all victims).
+    ``rotation_aware``: how many of ``refs`` carry a rotation watermark of their own.
 
     The statistics are many small matrix operations (a 128 × 128 SVD per model pair), which
     multi-threaded BLAS runs far slower than one thread does (measured: 144 ms against 6 ms for
     that SVD on 2 busy cores), so BLAS runs single-threaded here."""
     with threadpool_limits(limits=1, user_api="blas"), shared_work():
-        return _decide(owner, ch, suspect, refs, tests, alpha)
+        return _decide(owner, ch, suspect, refs, tests, alpha, rotation_aware)
 
 
-def _decide(owner, ch, suspect, refs, tests, alpha) -> list[Decision]:
+def _decide(owner, ch, suspect, refs, tests, alpha, rotation_aware) -> list[Decision]:
     decisions = []
     for name in tests:
         fn = GROUPS[name].fn
@@ -265,7 +276,8 @@ def _decide(owner, ch, suspect, refs, tests, alpha) -> list[Decision]:
                 for rr in ref_results
                 if res.name in rr and rr[res.name].valid and np.isfinite(rr[res.name].score)
             ]
-            decisions.append(calibrate_decision(res, scores, alpha, TEST_INFO[res.name]))
+            info = TEST_INFO[res.name]
+            decisions.append(calibrate_decision(res, scores, alpha, info, rotation_aware))
     return decisions
 
 
@@ -315,6 +327,8 @@ def sequential(
     tests: Sequence[str],
     alpha: float,
     budget: int,
+    *,
+    rotation_aware: int,
 ) -> tuple[list[Decision], int, list[dict[str, Any]]]:
     """Verify in rounds (``looks_for``), stopping at the first ``stolen``.
 
@@ -333,7 +347,8 @@ def sequential(
     record: list[dict[str, Any]] = []
     for r, (sub, lean) in enumerate(looks):
         level = alpha * samples[r] / sum(samples)
-        decisions = decide(owner, sub, answered(suspect, sub, "the suspect"), refs, tests, level)
+        answers = answered(suspect, sub, "the suspect")
+        decisions = decide(owner, sub, answers, refs, tests, level, rotation_aware=rotation_aware)
         adjust(decisions, level)
         label, _ = verdict(decisions)
         counted = [d.p_adjusted for d in decisions if d.counted]
@@ -441,6 +456,8 @@ def run_verify(
     answers = AnswerCache.at(cache)
     used = _comparable(suspect_model, ref_models)
     ref_models = [ref_models[i] for i in used]
+    aware = {r: rotation_aware(r) for r in references}
+    n_aware = sum(aware[references[i]] for i in used)
     reports: list[VictimReport] = []
     all_decisions: list[Decision] = []
     for victim in victims:
@@ -477,10 +494,12 @@ def run_verify(
         queries = ch.queries
         if budget is None:
             suspect_answers = answered(suspect_out, ch, "the suspect")
-            decisions = decide(owner, ch, suspect_answers, refs, chosen, alpha)
+            decisions = decide(
+                owner, ch, suspect_answers, refs, chosen, alpha, rotation_aware=n_aware
+            )
         else:
             decisions, queries, looks = sequential(
-                owner, ch, suspect_out, refs, chosen, alpha, budget
+                owner, ch, suspect_out, refs, chosen, alpha, budget, rotation_aware=n_aware
             )
         if isinstance(suspect_out, RemoteAnswers):
             key_file = _keep_answers(suspect_out, ch, Path(answers_out))
@@ -513,6 +532,7 @@ def run_verify(
                 "file": str(_encoder_file(r)),
                 "sha256": digests[r],
                 "used": i in used,
+                "rotation_aware": aware[r],
             }
             for i, r in enumerate(references)
         ],

@@ -9,7 +9,8 @@ The rule (docs/verification.md gives the reasoning):
    of its analytic p-value and its reference-calibrated p-value (an intersection-union test: the
    suspect must beat the test's own null *and* look unlike every independently trained encoder);
    a test with no analytic null (CKA) uses the calibrated p. Tests whose only meaningful null is
-   "like the references" count only with references.
+   "like the references" count only with references; the watermark's, only with at least
+   ``MIN_ROTATION_AWARE`` references trained with rotation watermarks of their own.
 3. Holm's correction runs over every counted test of every victim checked in one run, at ``alpha``.
 4. ``stolen`` when rejections come from at least two families of evidence: no verdict rests on
    one kind of evidence that a careful thief could switch off. ``not_stolen`` only with evidence
@@ -34,6 +35,12 @@ from sleuth.verify.evidence import TestInfo
 from sleuth.verify.result import TestResult, finite_or_none
 
 MIN_REFERENCES = 3
+# The watermark tests count only with at least this many rotation-aware references (encoders
+# trained with a rotation watermark of their own: other owners). Measured on the full suite:
+# another owner's encoder sits 3-4 plain references' sds above them on the victim's predictor,
+# and against plain references alone it was accused at 2,000 samples; with two other owners
+# among the references it was not (docs/verification.md).
+MIN_ROTATION_AWARE = 2
 CLEAR = 0.05  # family-wise level below which evidence, even if not accusing, blocks clearing
 # A cleared suspect must have faced tests that would have seen a copy: in at least two families a
 # counted test must reject a score this many reference sds from the references' mean. The bench's
@@ -50,7 +57,9 @@ DECISION_RULE = (
     "A test counts if it ran, its assumptions held and it is not a duplicate of another test's "
     f"evidence. With at least {MIN_REFERENCES} independent references its p-value is the larger "
     "of its analytic p and its reference-calibrated p (tests without an analytic null use the "
-    "calibrated p; tests whose only meaningful null is the references count only with them). "
+    "calibrated p; tests whose only meaningful null is the references count only with them; "
+    f"the watermark tests count only with at least {MIN_ROTATION_AWARE} references that carry a "
+    "rotation watermark of their own). "
     "Holm's correction runs over every counted test of every victim at alpha. stolen: "
     "rejections from at least two families of evidence. not_stolen: no adjusted p below "
     f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
@@ -107,9 +116,14 @@ class Decision:
 
 
 def calibrate_decision(
-    result: TestResult, reference_scores: list[float], alpha: float, info: TestInfo
+    result: TestResult,
+    reference_scores: list[float],
+    alpha: float,
+    info: TestInfo,
+    rotation_aware: int,
 ) -> Decision:
-    """Place the suspect among references and choose the p-value that enters Holm."""
+    """Place the suspect among references and choose the p-value that enters Holm;
+    ``rotation_aware``: how many of the references are watermarked encoders."""
     d = Decision(result, reference_scores)
     k = len(reference_scores)
     if k:
@@ -127,6 +141,12 @@ def calibrate_decision(
         d.why = f"not used: needs at least {MIN_REFERENCES} independent references"
     elif not info.counted:
         d.why = "shown, not counted: the same evidence as another counted test"
+    elif info.needs_rotation_aware and rotation_aware < MIN_ROTATION_AWARE:
+        d.why = (
+            f"shown, not counted: needs at least {MIN_ROTATION_AWARE} references trained with a "
+            "rotation watermark of their own (other owners, `sleuth references --owners`), "
+            "against which another owner's encoder is judged; plain encoders score too narrowly"
+        )
     elif calibrated:
         d.counted = True
         d.p_decision = d.p_reference if info.calibrated_only else max(result.p_value, d.p_reference)
