@@ -15,6 +15,7 @@ from sleuth.bench import SUITES, open_bench, run_bench, runner
 from sleuth.bench import cells as bench_cells
 from sleuth.bench import papers as bench_papers
 from sleuth.bench.plan import VICTIM, DataSizes, plan, steal_key
+from sleuth.bench.rejudge import rejudge
 from sleuth.bench.suites import STOLENENCODER, OtherArch, Suite
 from sleuth.bench.tables import View, render, table_000_4, verification
 from sleuth.cli import app
@@ -434,6 +435,41 @@ def test_tables_flag_a_false_accusation(tiny):
     row = next(line for line in table_000_4(View(results)) if line.startswith("| ref-1 "))
     assert row.endswith("**✓** |")
     assert "false positive" not in render(json.loads(result.results.read_text()), out_dir="x")
+
+
+def test_rejudge_runs_verifications_again_at_another_size_and_writes_nothing_into_the_bench(
+    tiny, tmp_path
+):
+    """A bench's verify and transformed cells judged again at 20 samples instead of the suite's
+    30: each at the new size (fewer queries), the cells judged by other code left out, the
+    tables saying the new size, and the bench's own results and files untouched."""
+    _, result = tiny
+    full = json.loads(result.results.read_text())
+    copy = steal_key("mse", 60)
+    keep = [f"verify/{VICTIM}", f"verify/{copy}", f"transformed/{copy}/rotation", f"fewest/{copy}"]
+    bench = tmp_path / "bench"  # the tiny bench with four of its cells, to keep this short
+    (bench / "models").mkdir(parents=True)
+    for group in (result.out_dir / "models").iterdir():
+        (bench / "models" / group.name).symlink_to(group, target_is_directory=True)
+    (bench / "answer-cache").symlink_to(result.out_dir / "answer-cache")
+    small = {**full, "cells": {k: full["cells"][k] for k in keep}}
+    (bench / "results.json").write_text(json.dumps(small))
+    before = {p: p.stat().st_mtime_ns for p in (result.out_dir / "models").rglob("*")}
+
+    again = rejudge(bench, tmp_path / "work", samples=20)
+
+    assert set(again["cells"]) == set(keep[:3])
+    for key in keep[:3]:
+        old, new = full["cells"][key], again["cells"][key]
+        assert new["params"] == {**old["params"], "samples": 20}
+        assert new["result"]["queries"] < old["result"]["queries"]
+        assert new["result"]["verdict"] in ("stolen", "not_stolen", "inconclusive")
+    assert again["cells"][f"transformed/{copy}/rotation"]["result"]["transform"] == "rotation"
+    assert again["suite_definition"]["samples"] == 20 and again["rejudged"]["cells"] == 3
+    assert "with 20 challenge samples" in verification(View(again))[0]
+    assert (tmp_path / "work" / "models" / "transformed" / copy / "rotation").is_dir()
+    assert json.loads(result.results.read_text()) == full
+    assert {p: p.stat().st_mtime_ns for p in (result.out_dir / "models").rglob("*")} == before
 
 
 def test_papers_figures_sit_under_our_budgets_and_the_rest_are_named(tiny, monkeypatch):

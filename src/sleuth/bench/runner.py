@@ -57,6 +57,7 @@ NOT_CELL_CODE = (
     "bench/foundation.py",  # plans embed cells and scores them, as runner.py does
     "bench/peers.py",  # the peers benchmark is no cell's code (issue 18)
     "bench/peer_trainers.py",
+    "bench/rejudge.py",  # runs verification cells again outside a bench run, as runner.py runs them
 )
 
 

@@ -202,7 +202,7 @@ SUITES: dict[str, Suite] = {
         ),
         thieves=True,
         finetune_epochs=2,
-        samples=500,
+        samples=1000,  # `sleuth verify`'s default challenge
         fewest=(25, 50, 100, 200, 400),
         scaling_samples=(250, 500, 1000, 2000, 4000),
         scaling_images={
