@@ -114,15 +114,19 @@ def test_full_plan_has_every_table_row():
     assert all(
         c.params["config"]["seed"] not in seeds for c in p.cells.values() if c.kind == "pretrain"
     )
-    # other owners watermark by the victim's recipe from seeds and intervals of their own,
-    # verified as suspects
+    # other owners watermark by the victim's recipe from seeds and intervals of their own; they
+    # calibrate every verification beside the references (the watermark counts only against
+    # rotation-aware references), and each is verified against the references and the others
     owners = [k for k in keys if k.startswith("embed/owner-")]
     assert len(owners) == suite.other_owners >= 3
     for o in owners:
         cfg = p.cells[o].params["config"]
         assert {k for k in cfg if cfg[k] != victim_cfg[k]} == {"seed", "wm_intervals"}
         assert cfg["seed"] not in seeds
-        assert set(p.cells[f"verify/{o}"].params["references"]) == set(refs)
+        others = [x for x in owners if x != o]
+        assert set(p.cells[f"verify/{o}"].params["references"]) == {*refs, *others}
+    for k in copies:
+        assert set(p.cells[f"verify/{k}"].params["references"]) == {*refs, *owners}
     timed = [c.params["samples"] for c in p.cells.values() if c.kind == "time-verify"]
     assert min(timed) == 250 and max(timed) == 4000 and not p.notes
     # every cell comes after the cells it needs
@@ -364,12 +368,13 @@ def test_tiny_bench_runs_every_cell_and_renders_every_table(tiny):
         k for k, c in cells.items() if c["kind"] in ("steal", "evade") and c["group"] == "steal"
     ]
     assert len(moved) == 2 * len(copies) > 0
-    # ... against the references of the victim's recipe only (the zoo an investigator builds)
+    # ... against the victim's recipe only (the zoo an investigator builds: its references and
+    # other owners)
     victim_arch = cells[VICTIM]["params"]["config"]["arch"]
     for k in moved:
         refs = cells[k]["params"]["references"]
         assert refs and all(cells[r]["params"]["config"]["arch"] == victim_arch for r in refs)
-        assert len(refs) == suite.references
+        assert len(refs) == suite.references + suite.other_owners
     mse = steal_key("mse", 60)
     answers = result.out_dir / "models" / "transformed" / mse / "rotation" / "answers.h5"
     with h5py.File(answers) as f:

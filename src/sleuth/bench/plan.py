@@ -131,7 +131,10 @@ def plan(suite: Suite, data: str, task: str, sizes: DataSizes) -> Plan:
     embeds = _embeds(p, suite, recipe, task)
     mse = _steals(p, suite, recipe, task, sizes)
     _defences(p, suite, task)
-    _verifications(p, suite, embeds["references"], embeds["owners"] + embeds["untrained"])
+    # other owners calibrate every verification beside the references (the watermark counts
+    # only against rotation-aware references: verify.verdict.MIN_ROTATION_AWARE), and each is
+    # judged against the rest
+    _verifications(p, suite, embeds["references"] + embeds["owners"], embeds["untrained"])
     _scaling(p, suite, recipe, embeds, mse, sizes)
     return p
 
@@ -413,8 +416,9 @@ def sequential_key(suspect: str) -> str:
 
 
 def _verifications(p: Plan, suite: Suite, references: list[str], others: list[str]) -> None:
-    """Every model against the victim: itself, each copy, each reference against the others,
-    and the other independent models (``others``: other owners, untrained encoders)."""
+    """Every model against the victim: itself, each copy, each reference (other owners
+    included) against the others, and the other independent models (``others``: untrained
+    encoders)."""
 
     def verify(suspect: str, refs: list[str], label: str) -> None:
         params = {
