@@ -21,16 +21,8 @@ def test_a_supervised_member_is_trained_recorded_and_reused(zoo, tmp_path):
     not its initial ones), recorded in zoo.json with its trainer and in its manifest with the
     recipe; a second build reuses it."""
     out = tmp_path / "zoo"
-    members = build_zoo(
-        zoo / "victim",
-        out,
-        n=1,
-        owners=0,
-        epochs=1,
-        device="cpu",
-        trainers=["supervised"],
-        per_trainer=1,
-    )
+    one = dict(n=1, owners=0, epochs=1, device="cpu", trainers=["supervised"], per_trainer=1)
+    members = build_zoo(zoo / "victim", out, **one)
     assert [m.trainer for m in members] == ["sleuth", "supervised"]
     member = members[1]
     assert member.name == f"supervised-{member.seed}" and not member.watermarked
@@ -47,16 +39,7 @@ def test_a_supervised_member_is_trained_recorded_and_reused(zoo, tmp_path):
     assert record["members"][1]["trainer"] == "supervised"
     manifest = json.loads((member.path / "manifest.json").read_text())
     assert manifest["details"]["trainer"] == "supervised" and manifest["metrics"]["steps"] > 0
-    again = build_zoo(
-        zoo / "victim",
-        out,
-        n=1,
-        owners=0,
-        epochs=1,
-        device="cpu",
-        trainers=["supervised"],
-        per_trainer=1,
-    )
+    again = build_zoo(zoo / "victim", out, **one)
     assert all(m.reused for m in again)
 
 
