@@ -125,7 +125,8 @@ def demo() -> list[str]:
         "| --- | --- | --- | --- | ---: | ---: | --- |",
         *rows,
         "",
-        f"Wall time {d['wall_seconds']:.0f} s (limit 600 s); stages: {stages}.",
+        f"Wall time {d['wall_seconds']:.0f} s (limit 600 s); stages: {stages}."
+        + (f" {d['note']}" if d.get("note") else ""),
     ]
 
 
