@@ -84,12 +84,17 @@ def test_the_watermark_counts_only_beside_rotation_aware_references():
 
 
 def test_references_are_rotation_aware_when_they_carry_a_watermark_of_their_own(zoo, tmp_path):
-    """Another owner's encoder (a folder whose owner key holds a predictor) is rotation-aware;
-    a plain reference and a bare encoder file, whose training is unknown, are not; a
-    verification records which were which and does not count the watermark with one."""
+    """Another owner's encoder (a folder whose manifest records a watermarked training) is
+    rotation-aware; a plain reference, a bare encoder file and a folder whose manifest cannot
+    be read, whose training is unknown, are not; a verification records which were which and
+    does not count the watermark with one."""
     assert rotation_aware(str(zoo / "victim2"))
     assert not rotation_aware(str(zoo / "ref1"))
     assert not rotation_aware(str(zoo / "victim2" / "encoder.pt"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text('{"details": "not a record"')
+    assert not rotation_aware(str(broken))
     refs = [*_refs(zoo), str(zoo / "victim2")]
     res = run_verify(
         [str(zoo / "victim")], suspect=str(zoo / "victim"), references=refs, settings=SETTINGS
