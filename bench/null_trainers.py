@@ -45,7 +45,7 @@ from sleuth.models import Encoder, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
 from sleuth.probe import linear_probe
 from sleuth.verify import ChallengeSettings, build_challenge
-from sleuth.verify.run import owner_for, rotation_aware
+from sleuth.verify.run import is_rotation_aware, owner_for
 
 
 def train(method: str, seed: int, victim: Path, out: Path) -> dict:
@@ -95,7 +95,7 @@ def main() -> None:
     ch = build_challenge(key, ChallengeSettings(samples=args.samples))
     owner = owner_for(load_encoder(victim / "encoder.pt"), key, ch.images)
     refs = [load_encoder(z / "encoder.pt").represent(ch.images).numpy() for z in zoo]
-    aware = sum(rotation_aware(str(z)) for z in zoo)
+    aware = sum(is_rotation_aware(str(z)) for z in zoo)
     models = {}
     for method in args.methods:
         for seed in range(2000, 2000 + args.seeds):  # apart from the zoo's seeds (1000...)

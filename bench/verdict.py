@@ -46,7 +46,7 @@ from sleuth.steal import StealConfig, run_steal
 from sleuth.steal.evasion import OUTPUT_TRANSFORMS, transform_outputs
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.evidence import GROUPS
-from sleuth.verify.run import decide, owner_for, rotation_aware, sequential
+from sleuth.verify.run import decide, is_rotation_aware, owner_for, sequential
 from sleuth.verify.verdict import adjust, verdict, verdict_p
 
 ALPHA = 0.01
@@ -172,7 +172,8 @@ def main() -> None:
         Path(z).name: load_encoder(Path(z) / "encoder.pt").represent(ch.images).numpy() for z in zoo
     }
     zoo_names = [Path(z).name for z in zoo]
-    aware = {Path(m).name: rotation_aware(str(m)) for m in [*zoo, *(demo / n for n in demo_refs)]}
+    members = [*zoo, *(demo / n for n in demo_refs)]
+    aware = {Path(m).name: is_rotation_aware(str(m)) for m in members}
     zoo_aware = sum(aware[n] for n in zoo_names)
     demo_aware = sum(aware[n] for n in demo_refs)
     zoo_reps = [reps[n] for n in zoo_names]

@@ -16,7 +16,7 @@ from sleuth.models import Encoder, load_encoder, save_encoder
 from sleuth.verify import ChallengeSettings, build_challenge, export_challenge, run_verify, stats
 from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import TestResult
-from sleuth.verify.run import rotation_aware
+from sleuth.verify.run import is_rotation_aware
 from sleuth.verify.verdict import (
     CLEAR_MAX_ATYPICAL,
     CLEAR_MAX_SHIFT,
@@ -88,13 +88,13 @@ def test_references_are_rotation_aware_when_they_carry_a_watermark_of_their_own(
     rotation-aware; a plain reference, a bare encoder file and a folder whose manifest cannot
     be read, whose training is unknown, are not; a verification records which were which and
     does not count the watermark with one."""
-    assert rotation_aware(str(zoo / "victim2"))
-    assert not rotation_aware(str(zoo / "ref1"))
-    assert not rotation_aware(str(zoo / "victim2" / "encoder.pt"))
+    assert is_rotation_aware(str(zoo / "victim2"))
+    assert not is_rotation_aware(str(zoo / "ref1"))
+    assert not is_rotation_aware(str(zoo / "victim2" / "encoder.pt"))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "manifest.json").write_text('{"details": "not a record"')
-    assert not rotation_aware(str(broken))
+    assert not is_rotation_aware(str(broken))
     refs = [*_refs(zoo), str(zoo / "victim2")]
     res = run_verify(
         [str(zoo / "victim")], suspect=str(zoo / "victim"), references=refs, settings=SETTINGS

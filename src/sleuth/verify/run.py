@@ -170,7 +170,7 @@ def _load_model(path: str, arch: str | None = None) -> Encoder:
     return load_encoder(_encoder_file(path), arch=arch)
 
 
-def rotation_aware(path: str) -> bool:
+def is_rotation_aware(path: str) -> bool:
     """Whether a reference was trained with a rotation watermark of its own (another owner's
     encoder): an artifact folder whose manifest records a watermarked training, as `sleuth
     embed` and `sleuth references` write it (0.3 ms a folder, where loading its owner key takes
@@ -461,7 +461,7 @@ def run_verify(
     answers = AnswerCache.at(cache)
     used = _comparable(suspect_model, ref_models)
     ref_models = [ref_models[i] for i in used]
-    aware = {r: rotation_aware(r) for r in references}
+    aware = {r: is_rotation_aware(r) for r in references}
     n_aware = sum(aware[references[i]] for i in used)
     reports: list[VictimReport] = []
     all_decisions: list[Decision] = []
