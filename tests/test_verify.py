@@ -371,6 +371,8 @@ def test_cli_verify_json_and_challenge(zoo, tmp_path):
     assert data["verdict"] == "stolen"
     summary = runner.invoke(app, args)
     assert "verdict: stolen" in summary.stdout
+    # plain references only: the summary says why the watermark did not count
+    assert "watermark-binomial, watermark-matched: shown, not counted" in summary.stdout
     # the old `--json FILE` can no longer overwrite a file: FILE is an extra argument
     victim_file = zoo / "victim" / "encoder.pt"
     before = victim_file.read_bytes()

@@ -690,6 +690,17 @@ def _print_verification(result: dict[str, Any]) -> None:
                 decision,
             )
         out.print(table)
+        uncounted: dict[str, list[str]] = {}  # why -> tests; duplicates and guards say nothing
+        for t in report["tests"]:
+            if (
+                not t["counted"]
+                and not t["guards"]
+                and t["why"]
+                and "same evidence" not in t["why"]
+            ):
+                uncounted.setdefault(t["why"], []).append(t["name"])
+        for why, names in uncounted.items():
+            out.print(f"{', '.join(names)}: {escape(why)}", highlight=False)
         for look in report.get("looks", []):
             out.print(
                 f"{'lean ' if look['lean'] else 'full '}round of {look['samples']} samples "
