@@ -1118,9 +1118,9 @@ def main() -> None:
         "independent models accused (the closest, that owner, at a margin of 0.23), none "
         "cleared wrongly, 14 of 24 independent models cleared. Every copy that recovers 90 % "
         "or more of the victim's lead is `stolen` but SupCon's (margin 0.0101 at α 0.01); "
-        "the others left `inconclusive` recover 0.48-0.89 (the 500- and 1,000-query copies, "
-        "StolenEncoder of 900 and 1,500 queries, barlow, symmetrized, the rotation-invariant "
-        "thief). `stolen` copies of 5,000 queries or more: margins 1e-13 to 9e-5 (the "
+        "the others left `inconclusive` recover 0.48-0.89 (mse of 500 queries, infonce of 500 "
+        "and 1,000, StolenEncoder of 500, 900, 1,000 and 1,500, barlow, symmetrized, the "
+        "rotation-invariant thief). `stolen` copies of 5,000 queries or more: margins 1e-13 to 9e-5 (the "
         "inverted-images thief 8.8e-5, StolenEncoder-10000 2.1e-5) but StolenEncoder-5000's, "
         "3.3e-4. The sequential table is the 500-sample run's, under the rule before; not "
         "measured again.",
