@@ -15,6 +15,11 @@ scores (positive: more like the victim):
 - ``relative-cka`` / ``relative-knn``: the suspect's similarity to the victim minus its mean
   similarity to the references (CKA and neighbour overlap, whitened).
 
+Then a pooled per-image test, the kind whose p would shrink with the challenge and not with the
+number of references: each reference's aligned cosine distance to the victim per private image
+against the other references' mean distance on the same image (one-sided Wilcoxon signed-rank,
+"nearer"), and how many independent references it would reject at 0.01.
+
     python bench/weak_copies.py [--models runs/bench-full/models] [--samples 1000]
 
 Prints one table row per model; docs/verification.md ("Invariant evidence for the weakest
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from sleuth.models import load_encoder, load_owner_key
 from sleuth.verify import ChallengeSettings, build_challenge, stats
@@ -86,6 +92,26 @@ class Statistics:
         return self._relative(lambda a, b: float(shared(self.nn[a], self.nn[b]).mean()), m, pool)
 
 
+def aligned_cosine(private: dict, public: dict, m: str) -> np.ndarray:
+    """Per private image: cosine distance to the victim after the similarity transform fitted on
+    the public images (both centred on the victim's public mean)."""
+    centre = public[VICTIM].mean(axis=0)
+    x = stats.fit_alignment(public[m], public[VICTIM])(private[m]) - centre
+    v = private[VICTIM] - centre
+    return 1 - (x * v).sum(axis=1) / np.linalg.norm(x, axis=1) / np.linalg.norm(v, axis=1)
+
+
+def paired_images(private: dict, public: dict) -> list[tuple[str, float, float]]:
+    """(reference, mean per-image difference, Wilcoxon p) for each reference against the rest."""
+    d = {r: aligned_cosine(private, public, r) for r in REFERENCES}
+    rows = []
+    for r in REFERENCES:
+        rest = np.mean([d[q] for q in REFERENCES if q != r], axis=0)
+        p = scipy_stats.wilcoxon(d[r], rest, alternative="less").pvalue
+        rows.append((r, float((d[r] - rest).mean()), float(p)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="runs/bench-full/models")
@@ -124,6 +150,12 @@ def main() -> None:
     print("|---|" + "---:|" * len(measures))
     for n, row in z.items():
         print(f"| {n} | " + " | ".join(f"{row[m]:+.1f}" for m in measures) + " |")
+    rows = paired_images(private, public)
+    print("\n| reference | mean per-image difference | Wilcoxon p (nearer) |\n|---|---:|---:|")
+    for r, diff, p in rows:
+        print(f"| {r} | {diff:+.4f} | {p:.1e} |")
+    rejected = sum(p < 0.01 for _, _, p in rows)
+    print(f"\nreferences rejected at 0.01 by the pooled test: {rejected} of {len(rows)}")
 
 
 if __name__ == "__main__":
