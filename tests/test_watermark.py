@@ -61,3 +61,57 @@ def test_secret_intervals_are_half_turns_at_a_fresh_offset_each_time():
     assert len(offsets) > 150 and min(offsets) >= 0 and max(offsets) < 360
     with pytest.raises(SleuthError, match="drawn once per owner"):
         RotationWatermark.parse("random")
+
+
+ARCS = "0:60=0,60:120=1,120:200=0,200:300=1,300:360=0"
+
+
+def test_several_arcs_share_a_class_and_read_back():
+    """A key of several arcs per class: labels follow the arcs' classes, and the spec and the
+    owner key's list form both read back to the same key."""
+    wm = RotationWatermark.parse(ARCS)
+    assert wm.n_classes == 2 and wm.classes == (0, 1, 0, 1, 0)
+    assert wm.label(torch.tensor([10.0, 70.0, 150.0, 250.0, 330.0, 365.0])).tolist() == [
+        0,
+        1,
+        0,
+        1,
+        0,
+        0,
+    ]
+    assert RotationWatermark.parse(wm.to_spec()) == wm
+    assert RotationWatermark.from_list(wm.to_list()) == wm
+    for bad in ("0:90=0,90:180=2", "0:90=0,90:180=0", "0:90=1,90:180=2", "0:90=0,90:180"):
+        with pytest.raises(SleuthError):
+            RotationWatermark.parse(bad)
+
+
+def test_angles_of_a_class_spread_over_its_arcs_by_width():
+    """Each class's angles fall in its own arcs, as often as each arc is wide: class 0 holds
+    arcs of 60°, 80° and 60° (0.3, 0.4, 0.3 of its width), class 1 of 60° and 100°."""
+    wm = RotationWatermark.parse(ARCS)
+    labels = torch.tensor([0, 1] * 20_000)
+    angles = wm.sample_angles(labels, torch.Generator().manual_seed(0))
+    assert torch.equal(wm.label(angles), labels)
+    arc = torch.bucketize(angles, torch.tensor([60.0, 120.0, 200.0, 300.0]), right=True)
+    share0 = torch.bincount(arc[labels == 0], minlength=5)[[0, 2, 4]] / 20_000
+    share1 = torch.bincount(arc[labels == 1], minlength=5)[[1, 3]] / 20_000
+    assert torch.allclose(share0, torch.tensor([0.3, 0.4, 0.3]), atol=0.015)
+    assert torch.allclose(share1, torch.tensor([0.375, 0.625]), atol=0.015)
+
+
+def test_one_arc_a_class_draws_the_same_angles_as_before_classes():
+    """Keys written before arcs could share a class rebuild their challenges bit for bit."""
+    wm = RotationWatermark.turned(1234)
+    labels = torch.tensor([0, 1] * 100)
+    got = wm.sample_angles(labels, torch.Generator().manual_seed(5))
+    u = torch.rand(labels.shape, generator=torch.Generator().manual_seed(5))
+    bounds = torch.tensor(wm.intervals)
+    assert torch.equal(got, bounds[labels, 0] + u * (bounds[labels, 1] - bounds[labels, 0]))
+
+
+def test_boundaries_that_float32_cannot_hold_belong_to_one_interval():
+    """274.1° is not a float32: in single precision 307.5° fell inside [274.1, 307.5) too and
+    this valid key was refused as overlapping."""
+    wm = RotationWatermark.parse("21.2:64.8=0,64.8:274.1=1,274.1:307.5=0,307.5:381.2=1")
+    assert wm.label(torch.tensor([307.5, 274.1])).tolist() == [1, 0]

@@ -225,7 +225,7 @@ def embed(
     wm_intervals: Annotated[
         str | None,
         typer.Option(
-            help="Private rotation intervals: random (the paper's two half-turns at a secret offset drawn for this owner, recorded in owner-key.pt only), half ([0,180) vs [180,360), the paper's, the same for everyone), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees. Default: random."
+            help="Private rotation intervals: random (the paper's two half-turns at a secret offset drawn for this owner, recorded in owner-key.pt only), half ([0,180) vs [180,360), the paper's, the same for everyone), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees, each optionally LO:HI=CLASS so that several arcs share a class (0, 1, ...). Default: random."
         ),
     ] = None,
     wm_fraction: Annotated[

@@ -34,13 +34,24 @@ NAMED_INTERVALS: dict[str, tuple[tuple[float, float], ...]] = {
 
 @dataclass(frozen=True)
 class RotationWatermark:
-    """Disjoint angle intervals [lo, hi) in degrees; a view rotated inside interval k is class k."""
+    """Disjoint angle intervals [lo, hi) in degrees; a view rotated inside interval k is class k,
+    or ``classes[k]`` when given (several arcs of one class: a key of more entropy)."""
 
     intervals: tuple[tuple[float, float], ...]
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.intervals) < 2:
             raise SleuthError("a rotation watermark needs at least two angle intervals")
+        if self.classes is not None and (
+            len(self.classes) != len(self.intervals)
+            or sorted(set(self.classes)) != list(range(max(self.classes) + 1))
+            or max(self.classes) < 1
+        ):
+            raise SleuthError(
+                "rotation interval classes must number 0, 1, ... with one per interval and at "
+                f"least two classes: {self.describe()}"
+            )
         for lo, hi in self.intervals:
             if not lo < hi or hi - lo > 360 + _TOLERANCE:
                 raise SleuthError(f"bad rotation interval [{lo}, {hi}): need lo < hi, width <= 360")
@@ -66,8 +77,9 @@ class RotationWatermark:
 
     @classmethod
     def parse(cls, text: str) -> RotationWatermark:
-        """``half``, ``flip`` or explicit ``LO:HI,LO:HI[,...]`` in degrees (``random`` is drawn
-        once per owner with :meth:`secret`, then recorded explicitly)."""
+        """``half``, ``flip`` or explicit ``LO:HI,LO:HI[,...]`` in degrees, each interval
+        optionally ``LO:HI=CLASS`` (``random`` is drawn once per owner with :meth:`secret`,
+        then recorded explicitly)."""
         if text == RANDOM:
             raise SleuthError(
                 "random intervals are drawn once per owner (RotationWatermark.secret())"
@@ -75,50 +87,88 @@ class RotationWatermark:
         if text in NAMED_INTERVALS:
             return cls(NAMED_INTERVALS[text])
         try:
-            pairs = tuple(
-                (float(lo), float(hi)) for lo, hi in (part.split(":") for part in text.split(","))
-            )
+            rows = []
+            for part in text.split(","):
+                bounds, _, label = part.partition("=")
+                lo, hi = bounds.split(":")
+                rows.append([float(lo), float(hi), *([int(label)] if label else [])])
         except ValueError:
             raise SleuthError(
-                f"bad --wm-intervals {text!r}: use half, flip or LO:HI,LO:HI (degrees)"
+                f"bad --wm-intervals {text!r}: use half, flip or LO:HI[=CLASS],LO:HI[=CLASS] "
+                "(degrees)"
             ) from None
-        return cls(pairs)
+        return cls.from_list(rows)
 
     @classmethod
     def from_list(cls, intervals: Sequence[Sequence[float]]) -> RotationWatermark:
-        return cls(tuple((float(lo), float(hi)) for lo, hi in intervals))
+        """From ``[[lo, hi], ...]`` (interval k is class k) or ``[[lo, hi, class], ...]``."""
+        if len({len(row) for row in intervals}) > 1 or any(len(r) not in (2, 3) for r in intervals):
+            raise SleuthError("rotation intervals are all [lo, hi] or all [lo, hi, class]")
+        classes = (
+            tuple(int(row[2]) for row in intervals)
+            if intervals and len(intervals[0]) == 3
+            else None
+        )
+        return cls(tuple((float(row[0]), float(row[1])) for row in intervals), classes)
 
     def to_list(self) -> list[list[float]]:
-        return [[lo, hi] for lo, hi in self.intervals]
+        if self.classes is None:
+            return [[lo, hi] for lo, hi in self.intervals]
+        return [[lo, hi, c] for (lo, hi), c in zip(self.intervals, self.classes, strict=True)]
 
     def to_spec(self) -> str:
-        """The explicit ``LO:HI,...`` form that :meth:`parse` reads back."""
-        return ",".join(f"{lo!r}:{hi!r}" for lo, hi in self.intervals)
+        """The explicit ``LO:HI[=CLASS],...`` form that :meth:`parse` reads back."""
+        return ",".join(
+            f"{row[0]!r}:{row[1]!r}" + (f"={row[2]}" if len(row) == 3 else "")
+            for row in self.to_list()
+        )
 
     def describe(self) -> str:
-        return ", ".join(f"[{lo:g}°, {hi:g}°)" for lo, hi in self.intervals)
+        return ", ".join(
+            f"[{row[0]:g}°, {row[1]:g}°)" + (f" class {row[2]}" if len(row) == 3 else "")
+            for row in self.to_list()
+        )
 
     @property
     def n_classes(self) -> int:
-        return len(self.intervals)
+        return len(self.intervals) if self.classes is None else max(self.classes) + 1
+
+    def class_of(self, k: int) -> int:
+        """The class of interval ``k``."""
+        return k if self.classes is None else self.classes[k]
 
     def _inside(self, angle: torch.Tensor, k: int) -> torch.Tensor:
-        lo, hi = self.intervals[k]
-        return torch.remainder(angle - lo, 360.0) < (hi - lo)
+        lo, hi = self.intervals[k]  # in float64: float32 can put a boundary in both intervals
+        return torch.remainder(angle.double() - lo, 360.0) < (hi - lo)
 
     def label(self, angle_deg: torch.Tensor) -> torch.Tensor:
         """Class of each angle (-1 where an angle lies in no interval)."""
         out = torch.full(angle_deg.shape, -1, dtype=torch.long, device=angle_deg.device)
-        for k in range(self.n_classes):
-            out[self._inside(angle_deg, k)] = k
+        for k in range(len(self.intervals)):
+            out[self._inside(angle_deg, k)] = self.class_of(k)
         return out
 
     def sample_angles(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """An angle drawn uniformly inside the interval of each label."""
-        bounds = torch.tensor(self.intervals, device=labels.device)
-        lo, hi = bounds[labels, 0], bounds[labels, 1]
+        """An angle drawn uniformly over the intervals of each label's class. With one interval
+        a class, ``lo + u (hi − lo)`` (bit for bit as keys before classes drew it, so their
+        challenges are rebuilt unchanged); with several, a point along their total width,
+        walked through them in order."""
         u = torch.rand(labels.shape, generator=gen, device=labels.device)
-        return lo + u * (hi - lo)
+        if self.classes is None:
+            bounds = torch.tensor(self.intervals, device=labels.device)
+            lo, hi = bounds[labels, 0], bounds[labels, 1]
+            return lo + u * (hi - lo)
+        out = torch.zeros(labels.shape, device=labels.device)
+        for c in range(self.n_classes):
+            arcs = [self.intervals[k] for k in range(len(self.intervals)) if self.class_of(k) == c]
+            along = u * sum(hi - lo for lo, hi in arcs)
+            angle = torch.zeros_like(along)
+            start = 0.0
+            for lo, hi in arcs:  # the arc holding each point: the last one it has reached
+                angle = torch.where(along >= start, lo + (along - start), angle)
+                start += hi - lo
+            out = torch.where(labels == c, angle, out)
+        return out
 
     def views(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One rotated view of every image per class (000 §5.1): (views, labels), class-major."""
