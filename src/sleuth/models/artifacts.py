@@ -260,7 +260,8 @@ class OwnerKey:
     rep_dim: int
     projection: dict[str, Any]  # {"hidden_dim", "out_dim", "state_dict"}
     predictor: dict[str, Any] | None  # {"hidden_dim", "n_classes", "state_dict"}; None: no mark
-    watermark: dict[str, Any] | None  # {"kind": "rotation", "intervals": [[lo, hi], ...]}
+    # {"kind": "rotation", "intervals": [[lo, hi], ...] or [[lo, hi, class], ...]}
+    watermark: dict[str, Any] | None
     split: OwnerSplit
     seed: int
     config: dict[str, Any] = field(default_factory=dict)
