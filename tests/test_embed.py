@@ -2,13 +2,14 @@
 
 import os
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from sleuth.data import input_spec_for, load_images
 from sleuth.data.watermark import RotationWatermark
-from sleuth.embed import EmbedConfig, from_preset, run_embed
+from sleuth.embed import EmbedConfig, from_preset, references, run_embed
 from sleuth.embed.distributed import setup
 from sleuth.embed.trainer import SimCLRModel, train
 from sleuth.errors import SleuthError
@@ -166,3 +167,22 @@ def test_ddp_contrastive_loss_equals_one_process(tmp_path):
     # a rank's own slice alone (no gathered negatives) is a different loss
     z1, z2 = z.detach().chunk(2)
     assert not torch.isclose(nt_xent(z1[::2], z2[::2], 0.5), loss)
+
+
+@pytest.mark.parametrize(
+    ("rows", "owners_draw"),
+    [
+        ([[10.0, 190.0], [190.0, 370.0]], "random-half"),
+        ([[0.0, 100.0, 0], [100.0, 360.0, 1]], "random"),
+    ],
+)
+def test_other_owners_draw_keys_of_the_victims_kind(tmp_path, monkeypatch, rows, owners_draw):
+    """A victim whose ``random`` key was drawn as two half-turns (before keys of arcs) gets other
+    owners drawn as half-turns too: measured, those read widely on a half-turn victim's
+    predictor where owners with arcs read like unwatermarked encoders, so they are its null."""
+    (tmp_path / "owner-key.pt").touch()
+    key = SimpleNamespace(
+        config=EmbedConfig().to_dict(), watermark={"kind": "rotation", "intervals": rows}
+    )
+    monkeypatch.setattr(references, "load_owner_key", lambda _path: key)
+    assert references.victim_recipe(tmp_path).wm_intervals == owners_draw

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sleuth.data.augment import rotate
-from sleuth.data.watermark import RotationWatermark
+from sleuth.data.watermark import MIN_ARC, RotationWatermark
 from sleuth.errors import SleuthError
 
 
@@ -49,18 +49,35 @@ def test_rotate_by_right_angles_matches_rot90():
     assert any(torch.allclose(r90, torch.rot90(x, k, dims=(2, 3)), atol=1e-4) for k in (1, 3))
 
 
-def test_secret_intervals_are_half_turns_at_a_fresh_offset_each_time():
-    """The default watermark key: the paper's two half-turns at an offset no seed reproduces."""
-    offsets = set()
+def test_secret_intervals_are_six_alternating_arcs_fresh_each_time():
+    """The default key: six arcs of at least 30° covering the circle once, classes alternating,
+    a fresh draw every time (no seed reproduces it), read back from its recorded spec."""
+    starts = set()
     for _ in range(200):
         wm = RotationWatermark.secret()
-        (lo, mid), (mid2, hi) = wm.intervals
-        assert mid == mid2 and mid - lo == pytest.approx(180) and hi - lo == pytest.approx(360)
+        assert wm.classes == (0, 1, 0, 1, 0, 1)
+        assert all(hi - lo >= MIN_ARC - 0.1 for lo, hi in wm.intervals)
+        assert all(a[1] == b[0] for a, b in zip(wm.intervals, wm.intervals[1:], strict=False))
+        assert wm.intervals[-1][1] - wm.intervals[0][0] == pytest.approx(360)
         assert RotationWatermark.parse(wm.to_spec()) == wm  # recorded explicitly, read back
+        starts.add(wm.intervals[0][0])
+    assert len(starts) > 150 and min(starts) >= 0 and max(starts) < 360
+    assert RotationWatermark.arcs(7) == RotationWatermark.arcs(7) != RotationWatermark.arcs(8)
+    for kind in ("random", "random-half"):
+        with pytest.raises(SleuthError, match="drawn once per owner"):
+            RotationWatermark.parse(kind)
+
+
+def test_secret_half_turns_are_the_papers_at_a_fresh_offset():
+    """``random-half``: the paper's two half-turns, turned by a secret offset."""
+    offsets = set()
+    for _ in range(200):
+        wm = RotationWatermark.secret("random-half")
+        (lo, mid), (mid2, hi) = wm.intervals
+        assert wm.classes is None and mid == mid2
+        assert mid - lo == pytest.approx(180) and hi - lo == pytest.approx(360)
         offsets.add(lo)
     assert len(offsets) > 150 and min(offsets) >= 0 and max(offsets) < 360
-    with pytest.raises(SleuthError, match="drawn once per owner"):
-        RotationWatermark.parse("random")
 
 
 ARCS = "0:60=0,60:120=1,120:200=0,200:300=1,300:360=0"

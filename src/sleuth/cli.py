@@ -225,7 +225,7 @@ def embed(
     wm_intervals: Annotated[
         str | None,
         typer.Option(
-            help="Private rotation intervals: random (the paper's two half-turns at a secret offset drawn for this owner, recorded in owner-key.pt only), half ([0,180) vs [180,360), the paper's, the same for everyone), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees, each optionally LO:HI=CLASS so that several arcs share a class (0, 1, ...). Default: random."
+            help="Private rotation intervals: random (six arcs of secret widths, at least 30° each, classes alternating, from a secret start, drawn for this owner and recorded in owner-key.pt only), random-half (the paper's two half-turns at a secret offset, drawn the same way), half ([0,180) vs [180,360), the paper's, the same for everyone), flip ([-60,60) vs [120,240)) or LO:HI,LO:HI in degrees, each optionally LO:HI=CLASS so that several arcs share a class (0, 1, ...). Default: random."
         ),
     ] = None,
     wm_fraction: Annotated[

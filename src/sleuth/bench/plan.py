@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sleuth.bench.suites import STOLENENCODER, Suite, attack_config
-from sleuth.data.watermark import RANDOM, RotationWatermark
+from sleuth.data.watermark import DRAWN, RANDOM, RotationWatermark
 from sleuth.embed import EmbedConfig
 from sleuth.errors import SleuthError
 from sleuth.models.registry import Backbone, get_architecture
@@ -149,9 +149,12 @@ def _rep_dim(cfg: EmbedConfig) -> int:
 
 def _pinned(cfg: EmbedConfig) -> EmbedConfig:
     """A watermarked encoder's secret intervals, pinned to its seed so a suite reproduces (a real
-    owner's are drawn from the operating system): half-turns at a golden-angle offset per seed."""
-    if not cfg.watermark or cfg.wm_intervals != RANDOM:
+    owner's are drawn from the operating system): arcs drawn from the seed, or half-turns at a
+    golden-angle offset per seed."""
+    if not cfg.watermark or cfg.wm_intervals not in DRAWN:
         return cfg
+    if cfg.wm_intervals == RANDOM:
+        return replace(cfg, wm_intervals=RotationWatermark.arcs(cfg.seed).to_spec())
     tenths = (cfg.seed * 1375) % 3600
     return replace(cfg, wm_intervals=RotationWatermark.turned(tenths).to_spec())
 

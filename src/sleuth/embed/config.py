@@ -25,7 +25,7 @@ class EmbedConfig:
     seed: int = 0
     watermark: bool = True
     wm_weight: float = 1.0
-    wm_intervals: str = "random"  # a secret offset per owner (sleuth.data.watermark)
+    wm_intervals: str = "random"  # secret arcs drawn per owner (sleuth.data.watermark)
     wm_fraction: float = 0.125
     public_fraction: float = 0.5
     proj_dim: int = 64

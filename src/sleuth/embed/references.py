@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sleuth.data.watermark import RANDOM, RANDOM_HALF
 from sleuth.embed.config import EmbedConfig
 from sleuth.embed.other_trainers import check_trainer, train_other
 from sleuth.embed.run import ENCODER_NAME, run_embed
@@ -54,14 +55,20 @@ class ZooMember:
 
 
 def victim_recipe(victim: str | Path) -> EmbedConfig:
-    """The training recipe recorded in a victim's owner key."""
+    """The training recipe recorded in a victim's owner key. A victim whose ``random`` key was
+    drawn as two half-turns (before keys of several arcs) gets other owners drawn the same way
+    (``random-half``): those are the ones that read widely on its predictor, the harder null."""
     key_file = Path(victim) / "owner-key.pt"
     if not key_file.is_file():
         raise SleuthError(f"--victim must be a folder with owner-key.pt: {victim}")
-    config = load_owner_key(key_file).config
-    if not config:
+    key = load_owner_key(key_file)
+    if not key.config:
         raise SleuthError(f"{key_file} records no training recipe (made by an older sleuth)")
-    return EmbedConfig.from_dict(config)
+    recipe = EmbedConfig.from_dict(key.config)
+    drawn_halves = key.watermark is not None and len(key.watermark["intervals"][0]) == 2
+    if recipe.wm_intervals == RANDOM and drawn_halves:
+        recipe = replace(recipe, wm_intervals=RANDOM_HALF)
+    return recipe
 
 
 def zoo_seeds(victim_seed: int, n: int, start: int) -> list[int]:

@@ -18,7 +18,7 @@ from sleuth.data import (
     make_split,
     to_float,
 )
-from sleuth.data.watermark import RANDOM, RotationWatermark
+from sleuth.data.watermark import DRAWN, RotationWatermark
 from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
 from sleuth.embed.trainer import CHECKPOINT_NAME, Progress, steps_per_epoch, train
@@ -81,7 +81,7 @@ def run_embed(
     ``workers``: DataLoader processes per rank reading streamed data (``sleuth.data.lazy``)."""
     start = time.perf_counter()
     get_architecture(cfg.arch)
-    if cfg.watermark and cfg.wm_intervals != RANDOM:
+    if cfg.watermark and cfg.wm_intervals not in DRAWN:
         RotationWatermark.parse(cfg.wm_intervals)
     data = load_images(cfg.data, "train", download=download)
     split = make_split(len(data), cfg.public_fraction, cfg.seed)

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sleuth.data import BatchReader, ImageSet, InputSpec, adapt, default_workers
 from sleuth.data.augment import SimCLRAugment
-from sleuth.data.watermark import RANDOM, RotationWatermark
+from sleuth.data.watermark import DRAWN, RotationWatermark
 from sleuth.embed import distributed
 from sleuth.embed.config import EmbedConfig
 from sleuth.embed.distributed import DistInfo, gather_rows, sync_batchnorm
@@ -134,16 +134,18 @@ class TrainOutput:
 
 
 def _with_intervals(cfg: EmbedConfig, checkpoint: Path | None, info: DistInfo) -> EmbedConfig:
-    """The recipe with ``random`` intervals made explicit: those of the checkpoint when resuming,
-    else a fresh secret draw by rank 0, shared with every rank. The caller's recipe (and so the
-    public manifest) keeps ``random``; the drawn intervals reach the owner key only."""
-    if not cfg.watermark or cfg.wm_intervals != RANDOM:
+    """The recipe with drawn intervals (``random``, ``random-half``) made explicit: those of the
+    checkpoint when resuming, else a fresh secret draw by rank 0, shared with every rank. The
+    caller's recipe (and so the public manifest) keeps the kind; the drawn intervals reach the
+    owner key only."""
+    if not cfg.watermark or cfg.wm_intervals not in DRAWN:
         return cfg
     if checkpoint is not None and checkpoint.exists():
-        recorded = read_torch_file(checkpoint).get("config", {}).get("wm_intervals", RANDOM)
-        if recorded != RANDOM:
+        recorded = read_torch_file(checkpoint).get("config", {}).get("wm_intervals")
+        if recorded is not None and recorded not in DRAWN:
             return replace(cfg, wm_intervals=recorded)
-    drawn = distributed.from_main(info, RotationWatermark.secret().to_spec())
+    secret = RotationWatermark.secret(cfg.wm_intervals).to_spec()
+    drawn = distributed.from_main(info, secret)
     return replace(cfg, wm_intervals=str(drawn))
 
 
