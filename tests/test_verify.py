@@ -77,10 +77,37 @@ def test_the_watermark_counts_only_beside_rotation_aware_references():
     few = calibrate_decision(wm, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE - 1)
     assert not few.counted and "rotation watermark" in few.why
     enough = calibrate_decision(wm, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE)
-    assert enough.counted and enough.p_decision < 1e-6
+    assert enough.counted and enough.p_decision < 1e-4  # the sd floored at 400 trials' 0.025
     distance = replace(wm, name="distance-l2", family="distance")
     plain = calibrate_decision(distance, refs, 0.01, TEST_INFO["distance-l2"], rotation_aware=0)
     assert plain.counted
+
+
+def test_a_chance_level_watermark_is_no_evidence_against_references_at_exactly_chance():
+    """H0: the suspect is one more independent encoder. When the victim's predictor reads the
+    references at exactly chance but for one (each image is rotated into both classes, so an
+    encoder blind to rotation scores exactly 0.5), a suspect at 0.502 of 1,000 trials is
+    measured no finer than the trials allow: its decision p is far from rejecting, while a copy
+    at 0.7 still rejects."""
+    refs = [0.5] * 19 + [0.501]
+    info = TEST_INFO["watermark-binomial"]
+    chance = TestResult(
+        "watermark-binomial",
+        "watermark",
+        2.0,
+        0.45,
+        0.002,
+        "accuracy - chance",
+        1000,
+        "above chance",
+        "victim's predictor on the suspect",
+        0.502,
+    )
+    near = calibrate_decision(chance, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE)
+    assert near.counted and near.p_reference > 0.3
+    copy = replace(chance, p_value=1e-30, effect=0.2, score=0.7)
+    far = calibrate_decision(copy, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE)
+    assert far.p_decision < 1e-9
 
 
 def test_references_are_rotation_aware_when_they_carry_a_watermark_of_their_own(zoo, tmp_path):

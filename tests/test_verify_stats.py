@@ -560,6 +560,21 @@ def test_calibrate_edge_cases():
         stats.calibrate(1.0, [1.0, 2.0, 3.0], 0)
 
 
+def test_calibrate_spread_floor_only_raises_p():
+    """References that vary less than a score can be measured (all but one encoder read at
+    exactly chance) do not make a chance-level suspect overwhelming evidence: with 1,000 trials
+    the sd is taken as at least sqrt(0.25 / 1000), by hand; a wide spread is left alone."""
+    refs = [0.5] * 31 + [0.501]
+    floor = math.sqrt(0.25 / 1000)
+    assert stats.calibrate(0.502, refs, 1)[1] < 1e-10  # without the floor
+    p = stats.calibrate(0.502, refs, 1, spread_floor=floor)[1]
+    t = (0.502 - np.mean(refs)) / (floor * math.sqrt(1 + 1 / 32))
+    assert p == pytest.approx(st.t.sf(t, 31)) and p > 0.4
+    assert stats.calibrate(0.7, refs, 1, spread_floor=floor)[1] < 1e-12  # a copy still stands out
+    wide = [0.45, 0.5, 0.55, 0.6]
+    assert stats.calibrate(0.7, wide, 1, spread_floor=floor) == stats.calibrate(0.7, wide, 1)
+
+
 @pytest.mark.parametrize("direction", [1, -1])
 def test_calibrate_null_calibrated(direction):
     p_emp, p_pred = null_calibrate(direction)

@@ -668,7 +668,7 @@ def noise_sensitivity(victim_spread: np.ndarray, suspect_spread: np.ndarray) -> 
 
 
 def calibrate(
-    score: float, reference_scores: Sequence[float], direction: int
+    score: float, reference_scores: Sequence[float], direction: int, *, spread_floor: float = 0.0
 ) -> tuple[float, float]:
     """Where does the suspect's score fall among independent reference encoders' scores?
 
@@ -688,7 +688,12 @@ def calibrate(
     If the references do not vary at all (s = 0) the normal model carries no information about
     between-model variation; rather than divide by a made-up tiny sd (which would turn any
     difference into overwhelming evidence), the prediction p is floored at the empirical p.
-    Non-finite reference scores are dropped; a non-finite score gives (NaN, NaN).
+    ``spread_floor`` does the same for references that vary less than a score can be measured:
+    s is taken as at least that much (the caller's sampling sd of the score; for a proportion
+    of n trials, sqrt(0.25 / n)). Measured: when a victim's predictor read all but one of 32
+    independent encoders at exactly 0.5, a copy at 0.502 got p = 8e-13 without it. The floor
+    only ever raises p. Non-finite reference scores are dropped; a non-finite score gives
+    (NaN, NaN).
     """
     _check_direction(direction)
     if not math.isfinite(score):
@@ -701,6 +706,7 @@ def calibrate(
     sd = float(refs.std(ddof=1))
     if sd == 0:
         return p_emp, p_emp
+    sd = max(sd, spread_floor)
     t = direction * (score - float(refs.mean())) / (sd * math.sqrt(1 + 1 / k))
     return p_emp, float(stats.t.sf(t, k - 1))
 

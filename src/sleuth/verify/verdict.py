@@ -127,8 +127,10 @@ def calibrate_decision(
     d = Decision(result, reference_scores)
     k = len(reference_scores)
     if k:
+        # a proportion of n trials is measured no finer than a coin-flipping model's sd
+        floor = math.sqrt(0.25 / result.n) if info.proportion and result.n > 0 else 0.0
         d.p_empirical, d.p_reference = stats.calibrate(
-            result.score, reference_scores, result.direction
+            result.score, reference_scores, result.direction, spread_floor=floor
         )
         d.p_typical = stats.typicality(result.score, reference_scores)
     calibrated = k >= MIN_REFERENCES and d.p_reference is not None and math.isfinite(d.p_reference)
