@@ -10,9 +10,14 @@ queries), then scores on every victim's predictor (500-sample challenge, raw and
 readings): the zoo's plain encoders, every other owner (the zoo's three among them) and the
 copies.
 
+Then, from the same scores, the calibration's null: each independent encoder against the other
+encoders of its victim, with the references' spread as it is and floored at what the trials
+resolve (`stats.calibrate`'s ``spread_floor``), and each copy against all of them.
+
 Needs the demo (`sleuth demo --out runs/demo`) and its zoo (`runs/zoo`, see bench/verdict.py).
 
     python bench/watermark_arcs.py [--out runs/arcs] [--results bench/results/watermark-arcs.json]
+    python bench/watermark_arcs.py --calibration-only   # the second part, from the results
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sleuth.models.zoo import zoo_members
 from sleuth.steal import StealConfig, run_steal
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.run import decide, owner_for
+from sleuth.verify.stats import calibrate
 
 ARCS = 6  # arcs per key, classes alternating
 MIN_WIDTH = 30.0  # degrees
@@ -71,13 +77,39 @@ KINDS = {"arcs": arcs_key, "half-turns": half_key}
 SEEDS = {"arcs": (100, 200, 3000), "half-turns": (400, 300, 3100)}
 
 
+def calibration(rows: list[dict], trials: int = 1000, level: float = 1e-3) -> None:
+    """Independent encoders below ``level`` with and without the spread floor, per reading."""
+    independent = {g for g in (r["group"] for r in rows) if not g.startswith(("copy", "victim"))}
+    floor = (0.25 / trials) ** 0.5
+    for reading in READINGS:
+        below = {0.0: 0, floor: 0}
+        pairs = 0
+        for victim in dict.fromkeys(r["victim"] for r in rows):
+            scores = [
+                r[reading] for r in rows if r["victim"] == victim and r["group"] in independent
+            ]
+            for j, s in enumerate(scores):
+                rest = scores[:j] + scores[j + 1 :]
+                pairs += 1
+                for f in below:
+                    below[f] += calibrate(s, rest, 1, spread_floor=f)[1] < level
+        print(
+            f"{reading}: independent encoders below {level:g}, {below[0.0]} of {pairs} as the "
+            f"references vary, {below[floor]} with their spread floored at {floor:.4f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo", default="runs/demo")
     parser.add_argument("--zoo", default="runs/zoo")
     parser.add_argument("--out", default="runs/arcs")
     parser.add_argument("--results", default="bench/results/watermark-arcs.json")
+    parser.add_argument("--calibration-only", action="store_true")
     args = parser.parse_args()
+    if args.calibration_only:
+        calibration(json.loads(Path(args.results).read_text())["rows"])
+        return
     start = time.perf_counter()
     out = Path(args.out)
     manifest = json.loads((Path(args.demo) / "victim" / "manifest.json").read_text())
@@ -149,6 +181,7 @@ def main() -> None:
                     if len(xs) > 1
                     else f"  {group:28s} {reading:20s} {xs[0]:.3f}"
                 )
+    calibration(rows)
 
 
 if __name__ == "__main__":
