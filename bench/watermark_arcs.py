@@ -42,8 +42,6 @@ from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.run import decide, owner_for
 from sleuth.verify.stats import calibrate
 
-ARCS = 6  # arcs per key, classes alternating
-MIN_WIDTH = 30.0  # degrees
 VICTIMS = 3  # of each kind
 OWNERS = 6  # of each kind
 ATTACK = StealConfig(data="demo", public_split=True, queries=2000, epochs=20)
@@ -57,14 +55,9 @@ READINGS = ("watermark-binomial", "watermark-matched")
 
 
 def arcs_key(seed: int) -> str:
-    """Six arcs of random widths (at least MIN_WIDTH) from a random start, classes alternating."""
-    rng = np.random.default_rng(seed)
-    widths = MIN_WIDTH + (360 - ARCS * MIN_WIDTH) * rng.dirichlet(np.ones(ARCS))
-    start = round(float(rng.uniform(0, 360)), 1)
-    cuts = np.round(start + np.concatenate([[0], np.cumsum(widths)]), 1)
-    cuts[-1] = start + 360
-    rows = [[float(cuts[i]), float(cuts[i + 1]), i % 2] for i in range(ARCS)]
-    return RotationWatermark.from_list(rows).to_spec()
+    """Six arcs of random widths (at least 30°) from a random start, classes alternating: what
+    `random` draws, from a seed instead of the operating system."""
+    return RotationWatermark.arcs(seed).to_spec()
 
 
 def half_key(seed: int) -> str:

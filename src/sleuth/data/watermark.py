@@ -87,10 +87,10 @@ class RotationWatermark:
             raise SleuthError(f"a key of arcs needs an even number of them in [2, 12), got {n}")
         rng = np.random.default_rng(seed)
         widths = MIN_ARC + (360 - n * MIN_ARC) * rng.dirichlet(np.ones(n))
-        start = int(rng.integers(3600)) / 10
-        cuts = [round(start + float(c), 1) for c in np.concatenate([[0.0], np.cumsum(widths)])]
+        start = round(float(rng.uniform(0, 360)), 1) % 360
+        cuts = np.round(start + np.concatenate([[0.0], np.cumsum(widths)]), 1)
         cuts[-1] = start + 360
-        return cls.from_list([[cuts[i], cuts[i + 1], i % 2] for i in range(n)])
+        return cls.from_list([[float(cuts[i]), float(cuts[i + 1]), i % 2] for i in range(n)])
 
     @classmethod
     def turned(cls, tenths: int) -> RotationWatermark:
