@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sleuth.data.watermark import RANDOM, RANDOM_HALF
+from sleuth.data.watermark import RANDOM, RANDOM_HALF, RotationWatermark
 from sleuth.embed.config import EmbedConfig
 from sleuth.embed.other_trainers import check_trainer, train_other
 from sleuth.embed.run import ENCODER_NAME, run_embed
@@ -65,7 +65,10 @@ def victim_recipe(victim: str | Path) -> EmbedConfig:
     if not key.config:
         raise SleuthError(f"{key_file} records no training recipe (made by an older sleuth)")
     recipe = EmbedConfig.from_dict(key.config)
-    drawn_halves = key.watermark is not None and len(key.watermark["intervals"][0]) == 2
+    drawn_halves = (
+        key.watermark is not None
+        and RotationWatermark.from_list(key.watermark["intervals"]).classes is None
+    )
     if recipe.wm_intervals == RANDOM and drawn_halves:
         recipe = replace(recipe, wm_intervals=RANDOM_HALF)
     return recipe
