@@ -83,13 +83,14 @@ def test_the_watermark_counts_only_beside_rotation_aware_references():
     assert plain.counted
 
 
-def test_a_chance_level_watermark_is_no_evidence_against_references_at_exactly_chance():
+@pytest.mark.parametrize("refs", [[0.5] * 19 + [0.501], [0.5] * 20], ids=["all-but-one", "all"])
+def test_a_chance_level_watermark_is_no_evidence_against_references_at_exactly_chance(refs):
     """H0: the suspect is one more independent encoder. When the victim's predictor reads the
-    references at exactly chance but for one (each image is rotated into both classes, so an
-    encoder blind to rotation scores exactly 0.5), a suspect at 0.502 of 1,000 trials is
-    measured no finer than the trials allow: its decision p is far from rejecting, while a copy
-    at 0.7 still rejects."""
-    refs = [0.5] * 19 + [0.501]
+    references at exactly chance, all of them or all but one (each image is rotated into both
+    classes, so an encoder blind to rotation scores exactly 0.5), a suspect at 0.502 of 1,000
+    trials is measured no finer than the trials allow: its decision p is far from rejecting,
+    while a copy at 0.7 rejects (with all of them at chance it once could not: its p was the
+    empirical 1/21)."""
     info = TEST_INFO["watermark-binomial"]
     chance = TestResult(
         "watermark-binomial",

@@ -575,6 +575,26 @@ def test_calibrate_spread_floor_only_raises_p():
     assert stats.calibrate(0.7, wide, 1, spread_floor=floor) == stats.calibrate(0.7, wide, 1)
 
 
+def test_calibrate_spread_floor_when_references_do_not_vary():
+    """H0: the suspect is one more independent encoder. When every reference reads exactly 0.5
+    (a predictor that reads encoders blind to its rotations at chance), the floor is their sd,
+    by hand, as when all but one do: p does not jump as the last reference moves onto the
+    others, a copy at 0.7 of 1,000 trials stands out, a suspect at chance is no evidence, and
+    without a floor the prediction p is still the empirical one."""
+    floor = math.sqrt(0.25 / 1000)
+    same = [0.5] * 20
+    t = 0.2 / (floor * math.sqrt(1 + 1 / 20))
+    assert stats.calibrate(0.7, same, 1, spread_floor=floor)[1] == pytest.approx(st.t.sf(t, 19))
+    assert stats.calibrate(0.7, same, 1, spread_floor=floor)[1] < 1e-9
+    assert stats.calibrate(0.5, same, 1, spread_floor=floor)[1] == pytest.approx(0.5)
+    assert stats.calibrate(0.52, same, 1, spread_floor=floor)[1] > 0.05
+    almost = [0.5] * 19 + [0.5 + 1e-9]
+    assert stats.calibrate(0.55, almost, 1, spread_floor=floor)[1] == pytest.approx(
+        stats.calibrate(0.55, same, 1, spread_floor=floor)[1], rel=1e-6
+    )
+    assert stats.calibrate(0.7, same, 1) == pytest.approx((1 / 21, 1 / 21))
+
+
 @pytest.mark.parametrize("direction", [1, -1])
 def test_calibrate_null_calibrated(direction):
     p_emp, p_pred = null_calibrate(direction)

@@ -685,15 +685,16 @@ def calibrate(
       exchange for p-values below 1/(k + 1). One-sided in the suspicious direction. Needs k ≥ 3
       (else NaN).
 
-    If the references do not vary at all (s = 0) the normal model carries no information about
-    between-model variation; rather than divide by a made-up tiny sd (which would turn any
-    difference into overwhelming evidence), the prediction p is floored at the empirical p.
-    ``spread_floor`` does the same for references that vary less than a score can be measured:
-    s is taken as at least that much (the caller's sampling sd of the score; for a proportion
-    of n trials, sqrt(0.25 / n)). Measured: when a victim's predictor read all but one of 32
-    independent encoders at exactly 0.5, a copy at 0.502 got p = 8e-13 without it. The floor
-    only ever raises p. Non-finite reference scores are dropped; a non-finite score gives
-    (NaN, NaN).
+    ``spread_floor`` is the finest the score can be measured (the caller's sampling sd of it;
+    for a proportion of n trials, sqrt(0.25 / n)): s is taken as at least that much, since
+    references that vary less say nothing about how far the next one may sit. Measured: when a
+    victim's predictor read all but one of 32 independent encoders at exactly 0.5, a copy at
+    0.502 got p = 8e-13 without it. It only ever raises p, and it applies alike when the
+    references do not vary at all (a predictor that reads every encoder blind to its rotations
+    at exactly 0.5), so that p is continuous as the last reference moves onto the others.
+    Without a floor, references that do not vary carry no information about between-model
+    variation; rather than divide by zero, the prediction p is then the empirical p.
+    Non-finite reference scores are dropped; a non-finite score gives (NaN, NaN).
     """
     _check_direction(direction)
     if not math.isfinite(score):
@@ -703,10 +704,9 @@ def calibrate(
     p_emp = (1 + int(np.sum(direction * refs >= direction * score))) / (1 + k)
     if k < 3:
         return p_emp, float("nan")
-    sd = float(refs.std(ddof=1))
+    sd = max(float(refs.std(ddof=1)), spread_floor)
     if sd == 0:
         return p_emp, p_emp
-    sd = max(sd, spread_floor)
     t = direction * (score - float(refs.mean())) / (sd * math.sqrt(1 + 1 / k))
     return p_emp, float(stats.t.sf(t, k - 1))
 
