@@ -12,7 +12,8 @@ copies.
 
 Then, from the same scores, the calibration's null: each independent encoder against the other
 encoders of its victim, with the references' spread as it is and floored at what the trials
-resolve (`stats.calibrate`'s ``spread_floor``), and each copy against all of them.
+resolve (`stats.calibrate`'s ``spread_floor``), and, on a victim whose predictor reads every
+independent encoder alike, each copy against all of them.
 
 Needs the demo (`sleuth demo --out runs/demo`) and its zoo (`runs/zoo`, see bench/verdict.py).
 
@@ -71,25 +72,35 @@ SEEDS = {"arcs": (100, 200, 3000), "half-turns": (400, 300, 3100)}
 
 
 def calibration(rows: list[dict], trials: int = 1000, level: float = 1e-3) -> None:
-    """Independent encoders below ``level`` with and without the spread floor, per reading."""
+    """Independent encoders below ``level`` with and without the spread floor, per reading; on a
+    victim whose predictor reads every independent encoder alike, the copies' p with the floor."""
     independent = {g for g in (r["group"] for r in rows) if not g.startswith(("copy", "victim"))}
     floor = (0.25 / trials) ** 0.5
     for reading in READINGS:
         below = {0.0: 0, floor: 0}
         pairs = 0
+        alike = []
         for victim in dict.fromkeys(r["victim"] for r in rows):
-            scores = [
-                r[reading] for r in rows if r["victim"] == victim and r["group"] in independent
-            ]
+            ours = [r for r in rows if r["victim"] == victim]
+            scores = [r[reading] for r in ours if r["group"] in independent]
             for j, s in enumerate(scores):
                 rest = scores[:j] + scores[j + 1 :]
                 pairs += 1
                 for f in below:
                     below[f] += calibrate(s, rest, 1, spread_floor=f)[1] < level
+            if np.ptp(scores) == 0:
+                copies = [r for r in ours if r["group"].startswith("copy")]
+                ps = [calibrate(r[reading], scores, 1, spread_floor=floor)[1] for r in copies]
+                each = ", ".join(
+                    f"{r['group'][5:]} {p:.2g}" for r, p in zip(copies, ps, strict=True)
+                )
+                alike.append(f"  {victim}: all at {scores[0]:g}; copies' p {each}")
         print(
             f"{reading}: independent encoders below {level:g}, {below[0.0]} of {pairs} as the "
             f"references vary, {below[floor]} with their spread floored at {floor:.4f}"
         )
+        for line in alike:
+            print(line)
 
 
 def main() -> None:
