@@ -235,6 +235,14 @@ def _guard(score: float = 1.0, refs=TYPICAL_REFS, p: float = 0.5) -> Decision:
     return d
 
 
+def _basis(score: float = 1.0, refs=TYPICAL_REFS) -> Decision:
+    """A basis test's decision (``basis-skew``): never counted, typicality only, no analytic p."""
+    d = _decision("basis", float("nan"), counted=False, score=score, refs=refs)
+    d.result = replace(d.result, name="basis-skew")
+    d.guards = True
+    return d
+
+
 def test_the_rule_needs_two_families_and_holm_spans_everything():
     """stolen needs rejections in two families after Holm over every counted test; evidence at
     the looser 0.05 level blocks clearing."""
@@ -342,9 +350,37 @@ def test_shifted_images_only_withhold_a_clearance():
     assert label == "inconclusive" and "shifted images" in why
 
 
+def test_a_hidden_basis_only_withholds_a_clearance():
+    """H0 of a clearance: the suspect is one more independent encoder, its output coordinates a
+    trained network's own. A basis test never accuses and never enters Holm; a suspect atypical
+    in one (measured: a thief's secret rotation leaves output coordinates 11-14 reference sds
+    less lopsided) is not cleared; a typical one leaves the verdict to the other tests, and a
+    basis test does not stand in for the shifted images."""
+    refs = (*TYPICAL_REFS, 0.97, 1.03, 0.92, 1.08, 0.99, 1.01)  # enough to clear with four tests
+    m, sd = np.mean(refs), np.std(refs, ddof=1)
+    base = [
+        _decision("watermark", 0.4, refs=refs),
+        _decision("distance", 0.6, refs=refs),
+        _guard(refs=refs),
+    ]
+    rotated = [*base, _basis(score=m - 12 * sd, refs=refs)]
+    adjust(rotated, 0.01)
+    assert rotated[-1].atypical and not rotated[-1].counted and not rotated[-1].rejected
+    assert [d.p_adjusted for d in rotated[:2]] == [0.8, 0.8]  # Holm over the counted two only
+    label, why = verdict(rotated)
+    assert label == "inconclusive" and "basis-skew" in why
+    typical = [*base, _basis(refs=refs)]
+    adjust(typical, 0.01)
+    assert verdict(typical)[0] == "not_stolen"
+    unshifted = [*base[:2], _basis(refs=refs)]
+    adjust(unshifted, 0.01)
+    label, why = verdict(unshifted)
+    assert label == "inconclusive" and "shifted images" in why
+
+
 def test_a_suspect_of_another_size(zoo, tmp_path):
     """A narrower suspect is embedded into the victim's space and faces every test but the
-    unaligned distances; a wider one cannot be mapped onto the victim's predictor or head without
+    unaligned distances and the one-to-one coordinate matching; a wider one cannot be mapped onto the victim's predictor or head without
     choosing a subspace, so those tests do not count either; the aligned distance and the
     similarity tests still run. Neither random network is accused."""
     victim = load_encoder(zoo / "victim" / "encoder.pt")
@@ -352,6 +388,7 @@ def test_a_suspect_of_another_size(zoo, tmp_path):
 
     # unaligned coordinates of other sizes cannot be compared
     raw = ("distance-l2", "distance-cosine", "watermark-binomial", "watermark-matched")
+    raw += ("basis-matched",)
     wider = (*raw, "watermark-aligned", "di-head-loss")
     for rep_dim, invalid_tests in ((8, raw), (32, wider)):
         torch.manual_seed(5)
@@ -452,7 +489,10 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
     scale and a shift of its answers leave every aligned and similarity test exactly where it
     was (scores and decision p-values), so the thief cannot switch those families off, and the
     copy is never cleared; a scale and a shift leave the matched watermark and the unaligned
-    distance where they were too. (That the verdict itself stays the same is measured at the demo's
+    distance where they were too, and a permutation or a scale and a shift the basis tests; a
+    rotation, which hides the coordinates, leaves them farther from the victim once matched one to
+    one. (That it also leaves them less lopsided is measured on the demo's 128 coordinates, not
+    on these 16.) (That the verdict itself stays the same is measured at the demo's
     scale in docs/benchmarks.md; on these 16-d toys the unaligned distance carries it.)"""
     rng = np.random.default_rng(0)
     dim = 16
@@ -488,6 +528,11 @@ def test_free_output_transformations_do_not_hide_a_copy(zoo, tmp_path):
             )
             assert got[test].p_decision == pytest.approx(base[test].p_decision, rel=1e-2, abs=1e-9)
         assert got["knn-overlap"].rejected, name
+        if name == "rotation":  # what it hides, coordinates matched one to one still see
+            assert got["basis-matched"].result.score > 1.5 * base["basis-matched"].result.score
+        else:  # a permutation, or a shift and a positive scale, leaves the basis as it was
+            for test in ("basis-skew", "basis-matched"):
+                assert got[test].result.score == pytest.approx(base[test].result.score, 1e-6, 1e-5)
         if name == "scale-shift":  # read moved to the victim's mean, or free of shift and scale
             for test in ("watermark-matched", "distance-l2"):
                 assert got[test].result.score == pytest.approx(base[test].result.score, 1e-3, 1e-6)

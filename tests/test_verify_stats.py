@@ -275,6 +275,43 @@ def test_alignment_rectangular():
         stats.fit_alignment(full[:10], full[:11])
 
 
+def test_coordinate_matching_undoes_a_permutation_flips_and_per_coordinate_scales():
+    """Exact on a permutation with sign flips, shifts and scales of each coordinate (fitted on
+    half, applied to the other half); a rotation it cannot undo: matched, a rotated copy is as
+    far from its source as an unrelated encoder is, which is what makes the basis test see it."""
+    rng = np.random.default_rng(33)
+    src = rng.normal(size=(400, 12)) * rng.uniform(0.5, 3, 12)
+    perm, signs = rng.permutation(12), rng.choice([-1.0, 1.0], 12)
+    dst = src[:, perm] * signs * rng.uniform(0.2, 5, 12) + rng.normal(0, 5, 12)
+    fitted = stats.fit_coordinate_matching(src[:200], dst[:200])
+    np.testing.assert_allclose(fitted(src[200:]), dst[200:], atol=1e-6 * np.abs(dst).max())
+    np.testing.assert_array_equal(perm[fitted.dst], fitted.src)  # dst column j holds src perm[j]
+    wide = rng.normal(size=(400, 64))
+
+    def far(x):
+        return np.mean((stats.cross_fitted(x, wide, stats.fit_coordinate_matching) - wide) ** 2)
+
+    assert far(wide[:, rng.permutation(64)] * -3) < 1e-12
+    assert far(wide @ orthogonal(64, rng)) > 0.7 * far(rng.normal(size=wide.shape))
+    with pytest.raises(ValueError):
+        stats.fit_coordinate_matching(src[:10], dst[:11])
+
+
+def test_coordinate_skewness_by_hand_and_under_rotation():
+    """|skewness| per coordinate as scipy computes it, NaN where a coordinate is constant; ReLU
+    units (a half-normal has skewness 0.995) are lopsided and a random rotation of 64 of them
+    is nearly symmetric: the trace of a thief's rotation."""
+    rng = np.random.default_rng(34)
+    x = np.abs(rng.normal(size=(2000, 64)))
+    skew = stats.coordinate_skewness(x)
+    np.testing.assert_allclose(skew, np.abs(st.skew(x, axis=0)))
+    assert skew.mean() == pytest.approx(0.995, abs=0.1)
+    assert stats.coordinate_skewness(x @ orthogonal(64, rng)).mean() < 0.25
+    constant = np.hstack([x[:, :3], np.ones((2000, 1))])
+    assert np.isnan(stats.coordinate_skewness(constant)[3])
+    assert np.isfinite(stats.coordinate_skewness(constant)[:3]).all()
+
+
 def test_linear_map_by_hand_and_invariant_to_free_transformations():
     """Exact on a noiseless affine relation (up to the small ridge shrinkage); its predictions
     do not move when the source is rotated, rescaled or shifted; a stretch it undoes, which the

@@ -794,7 +794,7 @@ def verify(
     tests: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated tests: watermark, di-head, di-gmm, distance, similarity, noise. Default: all."
+            help="Comma-separated tests: watermark, di-head, di-gmm, distance, similarity, noise, shift (guards a clearance), basis (guards a clearance). Default: all."
         ),
     ] = None,
     alpha: Annotated[

@@ -395,6 +395,66 @@ def shifted(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
     return results
 
 
+def _skewness(ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    return stats.coordinate_skewness(_private(ch, reps))
+
+
+def _skew_score(ch: Challenge, reps: np.ndarray) -> float:
+    skew = _once(_skewness, ch, reps)
+    return float(np.nanmean(skew)) if np.isfinite(skew).any() else float("nan")
+
+
+def _matched_distances(owner: Owner, ch: Challenge, reps: np.ndarray) -> np.ndarray:
+    """Per private image, the distance to the victim with the suspect's coordinates matched to
+    the victim's one to one (cross-fitted), in the victim's per-coordinate spread."""
+    victim = _private(ch, owner.reps)
+    mapped = stats.cross_fitted(_private(ch, reps), victim, stats.fit_coordinate_matching)
+    spread = np.maximum(victim.std(axis=0), 1e-12)
+    return np.linalg.norm((mapped - victim) / spread, axis=1)
+
+
+def basis(owner: Owner, ch: Challenge, reps, refs) -> list[TestResult]:
+    """Did the suspect hide its coordinate system? The tests that compare coordinates are the
+    strongest against a weak copy, and a thief switches them off for free: a secret rotation
+    (measured: a StolenEncoder copy of 200 queries, rotated or permuted, sat among independent
+    encoders in every other test and was cleared). A rotation leaves a trace of its own, output
+    coordinates that no longer look like a trained network's units (``basis-skew``); a
+    permutation, coordinates that still match the victim's one to one (``basis-matched``). Both
+    only guard a clearance (``clears_only``): a suspect atypical in either is not cleared."""
+    n = len(ch.roles["private"])
+    score = _skew_score(ch, reps)
+    skew = TestResult(
+        name="basis-skew",
+        family="basis",
+        statistic=score,
+        p_value=float("nan"),
+        effect=score - float(np.mean([_skew_score(ch, r) for r in refs])) if refs else np.nan,
+        effect_name="mean absolute skewness of the output coordinates minus the references' mean",
+        n=n,
+        alternative="output coordinates less lopsided than a trained encoder's (a rotated basis)",
+        compared=f"mean absolute skewness over {reps.shape[1]} output coordinates, {n} private "
+        "images",
+        score=score,
+        direction=-1,
+        note="no analytic null: placed among the references only, to guard a clearance",
+        samples={"coordinates": _once(_skewness, ch, reps)},
+    )
+    if not np.isfinite(score):
+        skew = invalid("basis-skew", "basis", "no output coordinate varies", n=n, direction=-1)
+    if reps.shape[1] != owner.reps.shape[1]:
+        note = "sizes differ: coordinates cannot be matched one to one"
+        return [skew, invalid("basis-matched", "basis", note, n=n, direction=-1)]
+    matched = stats.distance_test(
+        _once(_matched_distances, owner, ch, reps),
+        [_once(_matched_distances, owner, ch, r) for r in refs],
+        name="basis-matched",
+        direction=-1,
+        family="basis",
+        what="distance to the victim, coordinates matched one to one, private images",
+    )
+    return [skew, matched]
+
+
 _SHIFT_WORDS = {
     "inverted": "negatives of its training images",
     "contrast": "its training images at twice the contrast",
@@ -610,6 +670,38 @@ GROUPS: dict[str, Group] = {
                 clears_only=True,
             )
             for name, how in ((name, _SHIFT_WORDS[name]) for name in SHIFT_ROLES)
+        ),
+    ),
+    "basis": Group(
+        basis,
+        (
+            TestInfo(
+                "basis-skew",
+                "basis",
+                "A thief can rotate his outputs for free, which hides every comparison of "
+                "coordinates. The coordinates a trained network outputs are lopsided one by one; "
+                "rotated ones are mixtures, nearly symmetric. This compares how lopsided the "
+                "suspect's output coordinates are with independent models'. It never accuses; a "
+                "suspect unlike every independent model here is not cleared.",
+                {
+                    "coordinates": "per output coordinate: the absolute skewness of its values "
+                    "over the private images"
+                },
+                counted=False,
+                clears_only=True,
+            ),
+            TestInfo(
+                "basis-matched",
+                "basis",
+                "A thief can also shuffle his output coordinates. This pairs each of the "
+                "suspect's coordinates with the victim's it follows most closely (one to one, on "
+                "half of the training images), then measures the distance to the victim on the "
+                "other half, against independent models paired the same way. It never accuses; "
+                "a suspect unlike every independent model here is not cleared.",
+                _PAIRED,
+                counted=False,
+                clears_only=True,
+            ),
         ),
     ),
 }

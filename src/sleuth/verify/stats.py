@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import linalg, stats
+from scipy.optimize import linear_sum_assignment
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
@@ -468,6 +469,59 @@ def cross_fitted(
     for f in range(folds):
         out[fold == f] = fit(s[fold != f], d[fold != f])(s[fold == f])
     return out
+
+
+@dataclass(frozen=True)
+class CoordinateMatching:
+    """The map fitted by :func:`fit_coordinate_matching`: each source coordinate standardised,
+    sign-flipped and moved onto its matched destination coordinate at that one's mean and
+    spread (destination coordinates left unmatched stay at their mean)."""
+
+    src: np.ndarray  # matched source coordinates
+    dst: np.ndarray  # the destination coordinate each goes to
+    signs: np.ndarray
+    src_mean: np.ndarray
+    src_sd: np.ndarray
+    dst_mean: np.ndarray
+    dst_sd: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, np.float64) - self.src_mean) / self.src_sd
+        out = np.zeros((len(z), len(self.dst_mean)))
+        out[:, self.dst] = z[:, self.src] * self.signs
+        return out * self.dst_sd + self.dst_mean
+
+
+def fit_coordinate_matching(src_fit: np.ndarray, dst_fit: np.ndarray) -> CoordinateMatching:
+    """Undo a permutation of coordinates, a sign flip and a shift and scale of each: match each
+    source coordinate to a destination coordinate, one to one, maximising the summed absolute
+    correlation on the same images (the assignment problem,
+    ``scipy.optimize.linear_sum_assignment``). Unlike :func:`fit_alignment` it mixes no
+    coordinates, so it keeps what a rotation destroys: which coordinate holds what."""
+    src, dst = _matrix(src_fit, "src_fit"), _matrix(dst_fit, "dst_fit")
+    if len(src) != len(dst) or len(src) < 2:
+        raise ValueError(f"need the same rows (at least 2) on both sides: {len(src)}, {len(dst)}")
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_sd = np.maximum(src.std(axis=0), _EPS)
+    dst_sd = np.maximum(dst.std(axis=0), _EPS)
+    corr = ((src - src_mean) / src_sd).T @ ((dst - dst_mean) / dst_sd) / len(src)
+    rows, cols = linear_sum_assignment(-np.abs(corr))
+    signs = np.where(corr[rows, cols] < 0, -1.0, 1.0)
+    return CoordinateMatching(rows, cols, signs, src_mean, src_sd, dst_mean, dst_sd)
+
+
+def coordinate_skewness(x: np.ndarray) -> np.ndarray:
+    """Per coordinate, the absolute skewness of its values over the rows (``scipy.stats.skew``);
+    NaN for a coordinate that does not vary. A coordinate of a trained network's output is a
+    unit of its own, often lopsided (a ReLU's, a sparse feature's); a thief's secret rotation
+    makes every output coordinate a mix of many, near-symmetric as a sum of many is."""
+    a = _matrix(x, "x")
+    skew = np.full(a.shape[1], np.nan)
+    varies = a.std(axis=0) > 0
+    with warnings.catch_warnings():  # a nearly dead unit: scipy warns of lost precision
+        warnings.simplefilter("ignore", RuntimeWarning)
+        skew[varies] = np.abs(stats.skew(a[:, varies], axis=0))
+    return skew
 
 
 def knn_overlap(x: np.ndarray, y: np.ndarray, k: int = 10) -> np.ndarray:

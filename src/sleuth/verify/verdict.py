@@ -18,9 +18,10 @@ The rule (docs/verification.md gives the reasoning):
    typical of the references in every counted test (two-sided, so a copy that is *unlike* every
    independent model is not cleared) with references enough to have seen a suspect
    ``CLEAR_MAX_ATYPICAL`` sds away, and tests in two families that would have seen a copy.
-   Tests that only guard a clearance (``clears_only``: the shifted images) join the typicality
-   check and never accuse, and a clearance needs at least one of them to have run. Anything else
-   is ``inconclusive``.
+   Tests that only guard a clearance (``clears_only``: the shifted images, and the basis tests
+   that see a thief's rotation or permutation of his outputs) join the typicality check and
+   never accuse, and a clearance needs at least one shifted-image test to have run. Anything
+   else is ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ CLEAR_MAX_SHIFT = 10.0
 # ... and the typicality check must have been able to see a suspect this many reference sds from
 # the references, in either direction: the bench's copy least like the victim (symmetrized, demo
 # recipe) sits 3.5 sds from twenty references and 4.4 from six in its most atypical test, and
-# six references cannot flag anything nearer than 5 sds (nine tests and four shifted: at least
-# 11 references needed).
+# six references cannot flag anything nearer than 5 sds (nine tests, four shifted and two of the
+# basis: at least 11 references needed).
 CLEAR_MAX_ATYPICAL = 4.0
 VERDICTS = ("stolen", "not_stolen", "inconclusive")
 DECISION_RULE = (
@@ -67,8 +68,8 @@ DECISION_RULE = (
     f"enough references that a score {CLEAR_MAX_ATYPICAL:g} reference standard deviations away "
     "would have been atypical, and in at least two families a test that would have rejected a "
     f"score {CLEAR_MAX_SHIFT:g} reference standard deviations away; tests on shifted images "
-    "never accuse, join the typicality check, and at least one must have run. Otherwise "
-    "inconclusive."
+    "and of the output basis (a rotated or permuted basis) never accuse and join the typicality "
+    "check, and at least one shifted-image test must have run. Otherwise inconclusive."
 )
 
 
@@ -233,7 +234,7 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
         for d in counted
         if d.shift_needed is not None and d.shift_needed <= CLEAR_MAX_SHIFT
     }
-    if len(judged) == len(counted):
+    if not any(d.result.family == "shift" for d in judged if d.guards):
         return "inconclusive", (
             "nothing accuses, but the suspect was not asked about shifted images (a lean round, "
             "--shift-samples 0 or --tests without shift): a copy made from unlike queries looks "
