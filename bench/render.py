@@ -249,6 +249,43 @@ def off_distribution() -> list[str]:
     return out
 
 
+def basis() -> list[str]:
+    """The basis tests under the thief's free transformations (bench/basis.py)."""
+    r = load("basis")
+    if not r:
+        return ["*(not run yet: `python bench/basis.py`)*"]
+    tests = list(r["tests"])
+    z = {t: r["tests"][t]["z"] for t in tests}
+    kinds = ["", *sorted({n.split("/")[1] for n in z[tests[0]] if "/" in n})]
+    models = [n for n in z[tests[0]] if "/" not in n]
+    loo = ", ".join(
+        f"`{t}` {r['tests'][t]['zoo_mean']:.3f} ± {r['tests'][t]['zoo_sd']:.3f}, leave-one-out "
+        f"{min(r['tests'][t]['zoo_loo_z']):.1f} to {max(r['tests'][t]['zoo_loo_z']):.1f} sds"
+        for t in tests
+    )
+    out = [
+        "### What a thief's rotation or permutation leaves: the basis tests",
+        "",
+        f"Machine: {machine_line(r['machine'])}. Command: `python bench/basis.py` on the demo "
+        f"recipe's models above ({r['samples']} samples). Each model's score in the zoo's sds "
+        f"(the {r['zoo']} members: {loo}); per cell `basis-skew` / `basis-matched` (negative: "
+        "less lopsided coordinates / nearer the victim with coordinates matched one to one). "
+        "Both only withhold a clearance (docs/verification.md).",
+        "",
+        "| model | " + " | ".join(k or "as it is" for k in kinds) + " |",
+        "| --- |" + " ---: |" * len(kinds),
+    ]
+    for m in models:
+        cells = []
+        for k in kinds:
+            name = f"{m}/{k}" if k else m
+            cells.append(
+                " / ".join(f"{z[t][name]:+.1f}" for t in tests) if name in z[tests[0]] else "–"
+            )
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out
+
+
 def query_inference() -> list[str]:
     """Copies on their thief's own queries (bench/query_inference.py): measured, not built."""
     r = load("query-inference")
@@ -1166,6 +1203,8 @@ def main() -> None:
         *null_trainers(),
         "",
         *off_distribution(),
+        "",
+        *basis(),
         "",
         *query_inference(),
         "",

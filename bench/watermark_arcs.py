@@ -52,7 +52,7 @@ COPIES = {
     "stolenencoder-2000": replace(ATTACK, method="stolenencoder"),
     "stolenencoder-500": replace(ATTACK, method="stolenencoder", queries=500),
 }
-READINGS = ("watermark-binomial", "watermark-matched")
+READINGS = ("watermark-binomial", "watermark-matched", "watermark-aligned")
 
 
 def arcs_key(seed: int) -> str:
@@ -69,6 +69,16 @@ def half_key(seed: int) -> str:
 KINDS = {"arcs": arcs_key, "half-turns": half_key}
 # seeds of the keys drawn (victims, owners) and of the owners' training, per kind
 SEEDS = {"arcs": (100, 200, 3000), "half-turns": (400, 300, 3100)}
+
+
+def zoo_kind(zoo: list[Path]) -> str:
+    """The kind of key the zoo's other owners drew: a half-turn key has two intervals."""
+    owners = [p for p in zoo if "owner" in p.name]
+    if not owners:
+        return "none"
+    keys = [load_owner_key(p / "owner-key.pt").watermark["intervals"] for p in owners]
+    half = all(RotationWatermark.from_list(k).classes is None for k in keys)
+    return "half-turns" if half else "arcs"
 
 
 def calibration(rows: list[dict], trials: int = 1000, level: float = 1e-3) -> None:
@@ -110,6 +120,13 @@ def main() -> None:
     parser.add_argument("--out", default="runs/arcs")
     parser.add_argument("--results", default="bench/results/watermark-arcs.json")
     parser.add_argument("--calibration-only", action="store_true")
+    parser.add_argument(
+        "--victims",
+        choices=sorted(KINDS),
+        nargs="+",
+        default=sorted(KINDS),
+        help="the kinds of victim key to train and score (other owners of both kinds always)",
+    )
     args = parser.parse_args()
     if args.calibration_only:
         calibration(json.loads(Path(args.results).read_text())["rows"])
@@ -122,7 +139,7 @@ def main() -> None:
     seeds: dict[str, int] = {}  # training seed; victims: the demo victim's
     for kind, draw in KINDS.items():
         victim_keys, owner_keys, owner_seeds = SEEDS[kind]
-        for i in range(VICTIMS):
+        for i in range(VICTIMS if kind in args.victims else 0):
             trained[f"victim-{kind}-{i}"] = (kind, draw(victim_keys + i))
             seeds[f"victim-{kind}-{i}"] = recipe.seed
         for i in range(OWNERS):
@@ -140,7 +157,7 @@ def main() -> None:
     zoo = list(zoo_members(args.zoo))
     groups = {
         "plain": [p for p in zoo if "ref-" in p.name],
-        "zoo owners (half-turns)": [p for p in zoo if "owner" in p.name],
+        f"zoo owners ({zoo_kind(zoo)})": [p for p in zoo if "owner" in p.name],
         **{f"owners ({k})": [out / f"owner-{k}-{i}" for i in range(OWNERS)] for k in KINDS},
     }
     rows = []
@@ -174,7 +191,7 @@ def main() -> None:
         "seconds": time.perf_counter() - start,
     }
     atomic_write_text(Path(args.results), json.dumps(result, indent=1) + "\n")
-    for kind in KINDS:
+    for kind in dict.fromkeys(r["kind"] for r in rows):
         print(f"\nvictims with {kind} keys (mean, min-max over victims and models):")
         for group in dict.fromkeys(r["group"] for r in rows):
             for reading in READINGS:
