@@ -472,7 +472,7 @@ def _defence_param(family: str, p: Any) -> str:
 def _cell(t: dict[str, Any] | None) -> str:
     if t is None:
         return DASH
-    if t.get("guards"):  # a shifted-image test: never accuses, may withhold a clearance
+    if t.get("guards"):  # a shifted-image or basis test: never accuses, may withhold a clearance
         return "**atypical**" if t["atypical"] else "typical"
     if TEST_INFO.get(t["name"]) and TEST_INFO[t["name"]].clears_only and t["valid"]:
         return "guard"  # recorded before cells kept typicality: the verdict's reason names it
@@ -547,8 +547,8 @@ def verification(v: View) -> list[str]:
         "public images each) and the independent references (each reference against the "
         "others), α = 0.01, Holm over every counted test. A cell is the Holm-adjusted decision "
         "p-value (the larger of the analytic and the reference-calibrated p); **✓** a "
-        "rejection, n/c a test that did not count; the shifted-image tests, which never "
-        "accuse, say whether the suspect is typical of the references there (guard: recorded "
+        "rejection, n/c a test that did not count; the shifted-image and basis tests, which "
+        "never accuse, say whether the suspect is typical of the references there (guard: recorded "
         "without it; the verdict names any it withholds a clearance for). Margin: the "
         "smallest α at which two families reject (the weaker family's best adjusted p). "
         "Fewest: the smallest challenge of "
