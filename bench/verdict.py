@@ -275,7 +275,11 @@ def render(results: dict) -> str:
     for label, x in [
         ("accused (verdict stolen)", rates["accused"]),
         ("cleared (not_stolen)", rates["cleared"]),
-        *([("atypical on shifted images", rates["withheld"])] if "withheld" in rates else []),
+        *(
+            [("atypical in a clearance guard (shifted images, basis)", rates["withheld"])]
+            if "withheld" in rates
+            else []
+        ),
         *((f"test {t} rejects", v) for t, v in rates["per_test"].items()),
     ]:
         lines.append(f"| {label} | {x['k']}/{x['n']} | {x['ci95'][0]:.3f}-{x['ci95'][1]:.3f} |")
