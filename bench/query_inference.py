@@ -163,10 +163,10 @@ def main() -> None:
                 "others_z": {n: float(v) for n, v in z.items() if n != copy.name},
             }
             rows.append(row)
-            others = " ".join(f"{short(n)}={v:.1f}" for n, v in row["others_z"].items())
+            beside = " ".join(f"{short(n)}={v:.1f}" for n, v in row["others_z"].items())
             print(
                 f"{copy.name:28s} {stat:7s} copy {row['copy_z']:7.1f}  "
-                f"zoo max {row['zoo_loo_z_max']:5.1f}  {others}",
+                f"zoo max {row['zoo_loo_z_max']:5.1f}  {beside}",
                 flush=True,
             )
     result = {

@@ -72,7 +72,8 @@ SEEDS = {"arcs": (100, 200, 3000), "half-turns": (400, 300, 3100)}
 
 
 def zoo_kind(zoo: list[Path]) -> str:
-    """The kind of key the zoo's other owners drew: a half-turn key has two intervals."""
+    """The kind of key the zoo's other owners drew, as ``RotationWatermark`` reads it: a half-turn
+    key's intervals carry no classes, an arc key's do."""
     owners = [p for p in zoo if "owner" in p.name]
     if not owners:
         return "none"
