@@ -380,9 +380,10 @@ def test_a_hidden_basis_only_withholds_a_clearance():
 
 def test_a_suspect_of_another_size(zoo, tmp_path):
     """A narrower suspect is embedded into the victim's space and faces every test but the
-    unaligned distances and the one-to-one coordinate matching; a wider one cannot be mapped onto the victim's predictor or head without
-    choosing a subspace, so those tests do not count either; the aligned distance and the
-    similarity tests still run. Neither random network is accused."""
+    unaligned distances and the one-to-one coordinate matching; a wider one cannot be mapped
+    onto the victim's predictor or head without choosing a subspace, so those tests do not count
+    either; the aligned distance and the similarity tests still run. Neither random network is
+    accused."""
     victim = load_encoder(zoo / "victim" / "encoder.pt")
     from sleuth.models import encoder_config
 
