@@ -33,6 +33,13 @@ from sleuth.verify.run import decide, owner_for
 TESTS = [t.name for t in GROUPS["basis"].tests]
 
 
+def leave_one_out_z(values: np.ndarray) -> list[float]:
+    """Each value's z-score against the mean and spread of the others: how far a zoo member
+    sits from the rest of its zoo, the null's yardstick for a suspect's z."""
+    rest = [np.delete(values, j) for j in range(len(values))]
+    return [float((v - r.mean()) / r.std(ddof=1)) for v, r in zip(values, rest, strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo", default="runs/demo")
@@ -74,14 +81,11 @@ def main() -> None:
     summary = {}
     for test in TESTS:
         ref = np.array([rows[n][test] for n in zoo_names])
-        loo = [
-            (ref[j] - np.delete(ref, j).mean()) / np.delete(ref, j).std(ddof=1)
-            for j in range(len(ref))
-        ]
+        loo = leave_one_out_z(ref)
         summary[test] = {
             "zoo_mean": float(ref.mean()),
             "zoo_sd": float(ref.std(ddof=1)),
-            "zoo_loo_z": [float(z) for z in loo],
+            "zoo_loo_z": loo,
             "z": {
                 n: float((r[test] - ref.mean()) / ref.std(ddof=1))
                 for n, r in rows.items()

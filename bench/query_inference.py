@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from basis import leave_one_out_z  # bench/basis.py, beside this script
 
 from sleuth.bench.runner import machine
 from sleuth.data import load_images
@@ -148,18 +149,15 @@ def main() -> None:
         zoo_names = [p.name for p in zoo]
         for stat in ("cosine", "linear", "knn"):
             ref = np.array([g[n][stat] for n in zoo_names])
-            loo = [
-                (g[n][stat] - np.delete(ref, j).mean()) / np.delete(ref, j).std(ddof=1)
-                for j, n in enumerate(zoo_names)
-            ]
+            loo = leave_one_out_z(ref)
             z = {n: (g[n][stat] - ref.mean()) / ref.std(ddof=1) for n in g if n not in zoo_names}
             row = {
                 "copy": copy.name,
                 "queried": len(sent),
                 "statistic": stat,
                 "copy_z": z[copy.name],
-                "zoo_loo_z_max": float(max(loo)),
-                "zoo_loo_z": [float(x) for x in loo],
+                "zoo_loo_z_max": max(loo),
+                "zoo_loo_z": loo,
                 "others_z": {n: float(v) for n, v in z.items() if n != copy.name},
             }
             rows.append(row)
