@@ -13,7 +13,15 @@ import math
 from pathlib import Path
 
 from sleuth.bench.plots import scaling_plot
-from sleuth.bench.tables import View, machine_line, pct, render, transformed, verification
+from sleuth.bench.tables import (
+    View,
+    machine_line,
+    pct,
+    rate,
+    render,
+    transformed,
+    verification,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -179,6 +187,121 @@ def verdict() -> list[str]:
             *verdict_tables(r).splitlines(),
             "",
         ]
+    return out
+
+
+KEYS = ("verdict", "verdict-key-b", "verdict-key-c")  # one victim each, its own secret key
+
+
+def verdict_keys() -> list[str]:
+    """The verdict benchmark on victims that differ only in the secret key their demo drew:
+    each copy's verdict and margin under every key, and the null pooled over the keys."""
+    from verdict import p_text  # bench/verdict.py, beside this script
+
+    runs = {name: r for name in KEYS if (r := load(name))}
+    if len(runs) < 2:
+        return []
+    labels = {
+        name: f"key {chr(ord('A') + i)}"
+        + (
+            f" (`{r['settings']['owner_key_sha256'][:8]}`)"
+            if "owner_key_sha256" in r["settings"]
+            else ""
+        )
+        for i, (name, r) in enumerate(runs.items())
+    }
+    copies = [
+        c
+        for c in next(iter(runs.values()))["copies"]
+        if all(c in r["copies"] for r in runs.values())
+    ]
+    out = [
+        "### The same recipe under other secret keys",
+        "",
+        "Every `sleuth demo` draws its victim a secret key of its own, and a margin is that "
+        "key's: the copies carry some keys' watermarks better than others. So the verdict "
+        "benchmark ran on victims that differ in nothing else: "
+        + ", ".join(
+            f"{labels[n]}: bench/results/{n}.json, {machine_line(r['machine'])}"
+            for n, r in runs.items()
+        )
+        + ". Each: `sleuth demo --out DIR`, then `python bench/verdict.py --demo DIR --zoo runs/zoo "
+        "--results bench/results/NAME.json`; keys B and C were judged against one zoo built from "
+        "key B's demo (`sleuth references --victim DIR/victim --n 17 --owners 3 --out runs/zoo`: "
+        "its members are trained without the victim, so they serve every victim of the recipe), "
+        "key A against one of its own. A cell: the verdict against the zoo and its margin (the "
+        "smallest α at which it would be `stolen`).",
+        "",
+        "| copy | " + " | ".join(labels.values()) + " | stolen under every key |",
+        "| --- |" + " --- |" * len(runs) + " --- |",
+    ]
+    for c in copies:
+        cells = [runs[n]["copies"][c]["zoo"] for n in runs]
+        out.append(
+            f"| {c} | "
+            + " | ".join(f"{z['verdict']} ({p_text(z.get('p_verdict'))})" for z in cells)
+            + f" | {'yes' if all(z['verdict'] == 'stolen' for z in cells) else 'no'} |"
+        )
+    out += [
+        "",
+        "| | " + " | ".join(labels.values()) + " | pooled |",
+        "| --- |" + " --- |" * (len(runs) + 1),
+    ]
+
+    def row(label: str, counts: list[tuple[int, int]]) -> str:
+        k, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        return f"| {label} | " + " | ".join(f"{a}/{b}" for a, b in counts) + f" | {rate(k, n)} |"
+
+    def unchanged(r: dict) -> tuple[int, int]:
+        base = {c: v["zoo"]["verdict"] for c, v in r["copies"].items()}
+        t = r["transformed"]
+        return sum(v["verdict"] == base[k.split("/")[0]] for k, v in t.items()), len(t)
+
+    def within(r: dict, budget: str) -> tuple[int, int]:
+        seq = r["sequential"]
+        return sum(v[budget]["verdict"] == "stolen" for v in seq.values()), len(seq)
+
+    def null(r: dict, what: str) -> tuple[int, int]:
+        x = r["null_rates"][what]
+        return x["k"], x["n"]
+
+    out += [
+        row(
+            "copies `stolen` against the zoo",
+            [
+                (
+                    sum(v["zoo"]["verdict"] == "stolen" for v in r["copies"].values()),
+                    len(r["copies"]),
+                )
+                for r in runs.values()
+            ],
+        ),
+        row(
+            "copies `not_stolen`",
+            [
+                (
+                    sum(v["zoo"]["verdict"] == "not_stolen" for v in r["copies"].values()),
+                    len(r["copies"]),
+                )
+                for r in runs.values()
+            ],
+        ),
+        row("transformed verdicts unchanged", [unchanged(r) for r in runs.values()]),
+        row(
+            "copies `stolen` within 100 queries (sequential)",
+            [within(r, "100") for r in runs.values()],
+        ),
+        row(
+            "independent models accused (leave-one-out)",
+            [null(r, "accused") for r in runs.values()],
+        ),
+        row("independent models cleared", [null(r, "cleared") for r in runs.values()]),
+        "",
+        "Pooled intervals: 95 % Clopper-Pearson over every key's trials, which share most of "
+        "their models (the same plain zoo members under keys B and C), so they are narrower "
+        "than independent trials would justify.",
+        "",
+    ]
     return out
 
 
@@ -563,6 +686,27 @@ def verify_floor() -> list[str]:
             f"samples is {_met(quiet['ratio_process'])} in one quiet run "
             f"({quiet['ratio_process']:.2f}×) and {_met(row['ratio_process'])} in the other "
             f"({row['ratio_process']:.2f}×): it sits on the line.",
+        ]
+    overlap = load("import-overlap")
+    if overlap:
+        med = overlap["median_s"]
+        low, high = overlap["ratio_range"]
+        out += [
+            "",
+            "Could those imports hide behind the forward passes? Measured before building it "
+            f"(`python bench/import_overlap.py`, {machine_line(overlap['machine'])}, load "
+            f"average {overlap['load_before']:.1f} before, {overlap['load_after']:.1f} after): "
+            f"fresh processes that load the {overlap['models']} models and pass a "
+            f"{overlap['samples']}-sample challenge ({overlap['images']:,} images) through "
+            "them, importing `sleuth.verify` (scipy, scikit-learn, statsmodels and sleuth's "
+            "statistics) either afterwards, as today, or in a thread started before the "
+            f"models load; {len(overlap['seconds']['after'])} of each, taken in turn. Median "
+            f"{med['after']:.2f} s afterwards, {med['thread']:.2f} s in a thread; afterwards "
+            f"over in a thread, the median of the pairs' ratios "
+            f"{overlap['median_ratio_after_over_thread']:.2f}× (pairs {low:.2f}-{high:.2f}×). "
+            "On 2 cores the convolutions already use both, so an import in a thread takes its "
+            "core from them and what it saves it costs: not built. Where the forward passes "
+            "run on a GPU the CPU would be free during them; not measured (no device was lent).",
         ]
     return out
 
@@ -1212,6 +1356,7 @@ def main() -> None:
         "is in docs/verification.md.",
         "",
         *verdict(),
+        *verdict_keys(),
         *null_trainers(),
         "",
         *off_distribution(),

@@ -40,6 +40,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from sleuth.bench.runner import machine
 from sleuth.data import load_images
+from sleuth.fileio import sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.zoo import zoo_members
 from sleuth.steal import StealConfig, run_steal
@@ -225,14 +226,19 @@ def main() -> None:
             for t in tests
         },
     }
-    results["settings"] = {"samples": args.samples, "alpha": ALPHA, "queries": len(ch.images)}
+    results["settings"] = {
+        "samples": args.samples,
+        "alpha": ALPHA,
+        "queries": len(ch.images),
+        "owner_key_sha256": sha256_file(victim / "owner-key.pt"),
+    }
     results["machine"] = machine()
     results["seconds"] = round(time.perf_counter() - start, 1)
     Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
     print(render(results))
 
 
-def _p(x: float | None) -> str:
+def p_text(x: float | None) -> str:
     return "–" if x is None else f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
 
 
@@ -247,9 +253,10 @@ def render(results: dict) -> str:
     for name, r in results["copies"].items():
         z, d = r["zoo"], r.get("demo") or r["demo-5"]
         lines.append(
-            f"| {name} | {z['verdict']} | {_p(z.get('p_verdict'))} | {z['strongest']} "
-            f"({_p(z['strongest_p_adjusted'])}) | {d['verdict']} | {_p(d.get('p_verdict'))} | "
-            f"{d['strongest']} ({_p(d['strongest_p_adjusted'])}) |"
+            f"| {name} | {z['verdict']} | {p_text(z.get('p_verdict'))} | {z['strongest']} "
+            f"({p_text(z['strongest_p_adjusted'])}) | {d['verdict']} | "
+            f"{p_text(d.get('p_verdict'))} | {d['strongest']} "
+            f"({p_text(d['strongest_p_adjusted'])}) |"
         )
     lines += [
         "",
@@ -259,8 +266,8 @@ def render(results: dict) -> str:
     for name, r in results["transformed"].items():
         base = results["copies"][name.split("/")[0]]["zoo"]["verdict"]
         lines.append(
-            f"| {name} | {r['verdict']} | {_p(r.get('p_verdict'))} | {r['strongest']} "
-            f"({_p(r['strongest_p_adjusted'])}) | {'yes' if r['verdict'] == base else 'NO'} |"
+            f"| {name} | {r['verdict']} | {p_text(r.get('p_verdict'))} | {r['strongest']} "
+            f"({p_text(r['strongest_p_adjusted'])}) | {'yes' if r['verdict'] == base else 'NO'} |"
         )
     lines += [
         "",
