@@ -221,7 +221,7 @@ def verdict_keys() -> list[str]:
         "Every `sleuth demo` draws its victim a secret key of its own, and a margin is that "
         "key's: the copies carry some keys' watermarks better than others. So the verdict "
         "benchmark ran on victims that differ in nothing else: "
-        + ", ".join(
+        + "; ".join(
             f"{labels[n]}: bench/results/{n}.json, {machine_line(r['machine'])}"
             for n, r in runs.items()
         )
@@ -288,6 +288,16 @@ def verdict_keys() -> list[str]:
         ),
         row("transformed verdicts unchanged", [unchanged(r) for r in runs.values()]),
         row(
+            "transformed copies `not_stolen`",
+            [
+                (
+                    sum(v["verdict"] == "not_stolen" for v in r["transformed"].values()),
+                    len(r["transformed"]),
+                )
+                for r in runs.values()
+            ],
+        ),
+        row(
             "copies `stolen` within 100 queries (sequential)",
             [within(r, "100") for r in runs.values()],
         ),
@@ -296,6 +306,15 @@ def verdict_keys() -> list[str]:
             [null(r, "accused") for r in runs.values()],
         ),
         row("independent models cleared", [null(r, "cleared") for r in runs.values()]),
+        "| nearest independent model: its strongest adjusted p | "
+        + " | ".join(
+            "{1} {2} ({0})".format(p_text(p), *rest)
+            for p, *rest in (
+                min((v["strongest_p_adjusted"], n, v["strongest"]) for n, v in r["null"].items())
+                for r in runs.values()
+            )
+        )
+        + " | |",
         "",
         "Pooled intervals: 95 % Clopper-Pearson over every key's trials, which share most of "
         "their models (the same plain zoo members under keys B and C), so they are narrower "
@@ -705,7 +724,9 @@ def verify_floor() -> list[str]:
             f"over in a thread, the median of the pairs' ratios "
             f"{overlap['median_ratio_after_over_thread']:.2f}× (pairs {low:.2f}-{high:.2f}×). "
             "On 2 cores the convolutions already use both, so an import in a thread takes its "
-            "core from them and what it saves it costs: not built. Where the forward passes "
+            "core from them, and with it "
+            + ("the whole is slower" if overlap["median_ratio_after_over_thread"] < 1 else "faster")
+            + ": not built. Where the forward passes "
             "run on a GPU the CPU would be free during them; not measured (no device was lent).",
         ]
     return out
