@@ -252,60 +252,42 @@ def verdict_keys() -> list[str]:
         k, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
         return f"| {label} | " + " | ".join(f"{a}/{b}" for a, b in counts) + f" | {rate(k, n)} |"
 
-    def unchanged(r: dict) -> tuple[int, int]:
-        base = {c: v["zoo"]["verdict"] for c, v in r["copies"].items()}
-        t = r["transformed"]
-        return sum(v["verdict"] == base[k.split("/")[0]] for k, v in t.items()), len(t)
+    def share(part: str, hit) -> list[tuple[int, int]]:
+        """Per key: how many of a result's ``part`` entries ``hit`` holds for, and of how many."""
+        return [
+            (sum(hit(v, k, r) for k, v in r[part].items()), len(r[part])) for r in runs.values()
+        ]
 
-    def within(r: dict, budget: str) -> tuple[int, int]:
-        seq = r["sequential"]
-        return sum(v[budget]["verdict"] == "stolen" for v in seq.values()), len(seq)
+    def null(what: str) -> list[tuple[int, int]]:
+        return [(r["null_rates"][what]["k"], r["null_rates"][what]["n"]) for r in runs.values()]
 
-    def null(r: dict, what: str) -> tuple[int, int]:
-        x = r["null_rates"][what]
-        return x["k"], x["n"]
+    def base(r: dict, name: str) -> str:
+        """The verdict on the untransformed copy a transformed one was made from."""
+        return r["copies"][name.split("/")[0]]["zoo"]["verdict"]
 
     out += [
         row(
             "copies `stolen` against the zoo",
-            [
-                (
-                    sum(v["zoo"]["verdict"] == "stolen" for v in r["copies"].values()),
-                    len(r["copies"]),
-                )
-                for r in runs.values()
-            ],
+            share("copies", lambda v, _k, _r: v["zoo"]["verdict"] == "stolen"),
         ),
         row(
             "copies `not_stolen`",
-            [
-                (
-                    sum(v["zoo"]["verdict"] == "not_stolen" for v in r["copies"].values()),
-                    len(r["copies"]),
-                )
-                for r in runs.values()
-            ],
+            share("copies", lambda v, _k, _r: v["zoo"]["verdict"] == "not_stolen"),
         ),
-        row("transformed verdicts unchanged", [unchanged(r) for r in runs.values()]),
+        row(
+            "transformed verdicts unchanged",
+            share("transformed", lambda v, k, r: v["verdict"] == base(r, k)),
+        ),
         row(
             "transformed copies `not_stolen`",
-            [
-                (
-                    sum(v["verdict"] == "not_stolen" for v in r["transformed"].values()),
-                    len(r["transformed"]),
-                )
-                for r in runs.values()
-            ],
+            share("transformed", lambda v, _k, _r: v["verdict"] == "not_stolen"),
         ),
         row(
             "copies `stolen` within 100 queries (sequential)",
-            [within(r, "100") for r in runs.values()],
+            share("sequential", lambda v, _k, _r: v["100"]["verdict"] == "stolen"),
         ),
-        row(
-            "independent models accused (leave-one-out)",
-            [null(r, "accused") for r in runs.values()],
-        ),
-        row("independent models cleared", [null(r, "cleared") for r in runs.values()]),
+        row("independent models accused (leave-one-out)", null("accused")),
+        row("independent models cleared", null("cleared")),
         "| nearest independent model: its strongest adjusted p | "
         + " | ".join(
             "{1} {2} ({0})".format(p_text(p), *rest)
