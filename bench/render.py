@@ -707,8 +707,12 @@ def verify_floor() -> list[str]:
             f"{overlap['median_ratio_after_over_thread']:.2f}× (pairs {low:.2f}-{high:.2f}×). "
             "On 2 cores the convolutions already use both, so an import in a thread takes its "
             "core from them, and with it "
-            + ("the whole is slower" if overlap["median_ratio_after_over_thread"] < 1 else "faster")
-            + ": not built. Where the forward passes "
+            + (
+                "the whole is slower: not built"
+                if overlap["median_ratio_after_over_thread"] < 1
+                else "the whole is faster, though it is not built yet"
+            )
+            + ". Where the forward passes "
             "run on a GPU the CPU would be free during them; not measured (no device was lent).",
         ]
     return out
