@@ -22,11 +22,12 @@ SPEEDS = {"sleuth": 1200.0, "sleuth+wm": 1150.0, "lightly": 800.0}
 ACCS = {"sleuth": 0.80, "sleuth+wm": 0.797, "lightly": 0.803}
 
 
-def _row(trainer, arch="smallresnet", ips=None, acc=None, rss=900.0, images=1000):
+def _row(trainer, arch="smallresnet", ips=None, acc=None, rss=900.0, images=1000, seed=0):
     ips = SPEEDS[trainer] if ips is None else ips
     return {
         "trainer": trainer,
         "arch": arch,
+        "seed": seed,
         "images": images,
         "train_s": images / ips,
         "images_per_s": ips,
@@ -83,6 +84,76 @@ def test_summarise_keeps_networks_apart():
     assert ratios["resnet18"]["sleuth_over_lightly"] == pytest.approx(3.0)
 
 
+def test_seeds_pair_the_trainers_within_a_seed_and_summarise_across_seeds():
+    # seed 0: sleuth 1.5x, 1 pt behind; seed 1: 2x, 1 pt ahead; seed 2: 1.2x, level
+    rows = []
+    for seed, ips, acc in ((0, 1200.0, 0.79), (1, 1600.0, 0.81), (2, 960.0, 0.80)):
+        rows += [_row("sleuth", ips=ips, acc=acc, seed=seed), _row("lightly", seed=seed)]
+    trainers, ratios = summarise(rows)
+    assert [t["ratio"] for t in trainers if t["name"] == "sleuth"] == pytest.approx([1.5, 2, 1.2])
+    r = ratios["smallresnet"]
+    assert [s["seed"] for s in r["seeds"]] == [0, 1, 2]
+    assert [s["probe_gap_pt"] for s in r["seeds"]] == pytest.approx([-1.3, 0.7, -0.3])
+    assert r["sleuth_over_lightly"] == pytest.approx(1.5)  # the median seed's
+    assert r["probe_gap_pt"] == pytest.approx(-0.3)  # the mean gap
+    # gaps -1.3, 0.7, -0.3: sd 1.0; t(0.975, 2 df) = 4.3027; half-width 4.3027 / sqrt(3)
+    assert r["probe_gap_sd_pt"] == pytest.approx(1.0)
+    lo, hi = r["probe_gap_ci95_pt"]
+    assert lo == pytest.approx(-0.3 - 2.4841, abs=1e-3) and hi == pytest.approx(
+        -0.3 + 2.4841, abs=1e-3
+    )
+    assert r["goal_speed_met"] and r["probe_within_half_pt"]
+    # without the watermarked trainer there is no watermark ratio to judge
+    assert "watermark_time_ratio" not in r and "goal_watermark_met" not in r
+
+
+def test_one_seed_has_no_spread_and_a_trainer_without_its_peer_has_no_ratio():
+    r = summarise([_row(t) for t in SPEEDS])[1]["smallresnet"]
+    assert r["probe_gap_sd_pt"] is None and r["probe_gap_ci95_pt"] is None
+    assert len(r["seeds"]) == 1
+    trainers, ratios = summarise([_row("sleuth", seed=0), _row("lightly", seed=1)])
+    assert [t["ratio"] for t in trainers] == [None, pytest.approx(1.0)] and ratios == {}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(trainers=("sleuth", "sleuth+wm")),
+        dict(trainers=("lightly", "x")),
+        dict(seeds=(1, 1)),
+        dict(seeds=()),
+    ],
+)
+def test_a_peer_suite_needs_both_trainers_and_distinct_seeds(bad):
+    with pytest.raises(SleuthError, match="peers suite"):
+        PeerSuite("bad", runs=(PeerRun("smallresnet", 512, 1),), **bad)
+
+
+def test_run_peers_repeats_every_network_under_each_seed(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(specs, folder, on_round):
+        calls.append(specs)
+        return [_row(s["trainer"], s["arch"], seed=s["seed"]) for s in specs]
+
+    runs = (PeerRun("smallresnet", 512, 1), PeerRun("resnet18", 256, 1))
+    suite = PeerSuite("test", runs=runs, seeds=(4, 9), trainers=("sleuth", "lightly"))
+    monkeypatch.setitem(PEER_SUITES, "peers-seeds-test", suite)
+    monkeypatch.setattr(peers, "require_lightly", lambda: "9.9-test")
+    monkeypatch.setattr(peers, "run_lockstep", fake)
+    got = run_peers("peers-seeds-test", tmp_path / "p", data="demo", device="cpu").results
+    assert [(c[0]["arch"], c[0]["seed"]) for c in calls] == [
+        ("smallresnet", 4),
+        ("resnet18", 4),
+        ("smallresnet", 9),
+        ("resnet18", 9),
+    ]
+    assert all([s["trainer"] for s in c] == ["sleuth", "lightly"] for c in calls)
+    assert got["seeds"]["train"] == [4, 9] and got["settings"]["trainers"] == ["sleuth", "lightly"]
+    assert [s["seed"] for s in got["ratios"]["resnet18"]["seeds"]] == [4, 9]
+    assert len(got["trainers"]) == 8
+
+
 @pytest.fixture
 def fake_suite(monkeypatch):
     """A suite whose networks are recorded, not trained; lightly taken as installed."""
@@ -91,9 +162,9 @@ def fake_suite(monkeypatch):
     def fake(specs, folder, on_round):
         calls.append(specs)
         on_round(1)
-        return [_row(s["trainer"], s["arch"]) for s in specs]
+        return [_row(s["trainer"], s["arch"], seed=s["seed"]) for s in specs]
 
-    suite = PeerSuite("test", runs=(PeerRun("smallresnet", 512, 1),), seed=7)
+    suite = PeerSuite("test", runs=(PeerRun("smallresnet", 512, 1),), seeds=(7,))
     monkeypatch.setitem(PEER_SUITES, "peers-test", suite)
     monkeypatch.setattr(peers, "require_lightly", lambda: "9.9-test")
     monkeypatch.setattr(peers, "run_lockstep", fake)
@@ -107,7 +178,7 @@ def test_run_peers_records_machine_command_seeds_and_equal_settings(fake_suite, 
     assert on_disk["command"] == (
         f"sleuth bench --suite peers-test --data demo --device cpu --out {tmp_path / 'p'}"
     )
-    assert on_disk["seeds"] == {"train": 7, "split": 7, "loader": 7}
+    assert on_disk["seeds"] == {"train": [7], "split": [7], "loader": [7]}
     assert {"cpu", "cores", "torch_threads", "memory_gib"} <= set(on_disk["machine"])
     assert on_disk["versions"]["lightly"] == "9.9-test" and on_disk["versions"]["torch"]
     # one network, its three trainers with the same settings but their names
@@ -189,7 +260,7 @@ def test_trainers_take_turns_of_one_step_in_processes_of_their_own(monkeypatch, 
     monkeypatch.setattr(peers, "TRAINERS_FILE", fake)
     log = tmp_path / "steps.txt"
     specs = [
-        {"trainer": t, "arch": "a", "steps": n, "log": str(log)}
+        {"trainer": t, "arch": "a", "seed": 0, "steps": n, "log": str(log)}
         for t, n in (("x", 3), ("y", 1), ("z", 2))
     ]
     rounds: list[int] = []
@@ -207,11 +278,13 @@ def test_a_failed_trainer_names_its_log_and_stops_the_others(monkeypatch, tmp_pa
     fake.write_text(FAKE_TRAINER)
     monkeypatch.setattr(peers, "TRAINERS_FILE", fake)
     log = str(tmp_path / "steps.txt")
-    specs = [{"trainer": "ok", "arch": "a", "steps": 5, "log": log}]
-    specs.append({"trainer": "bad", "arch": "a", "steps": -1, "log": log})
-    with pytest.raises(SleuthError, match=r"trainer a-bad failed \(exit 3\): see .*a-bad\.log"):
+    specs = [{"trainer": "ok", "arch": "a", "seed": 0, "steps": 5, "log": log}]
+    specs.append({"trainer": "bad", "arch": "a", "seed": 0, "steps": -1, "log": log})
+    with pytest.raises(
+        SleuthError, match=r"trainer a-bad-seed0 failed \(exit 3\): see .*a-bad-seed0\.log"
+    ):
         peers.run_lockstep(specs, tmp_path)
-    assert not (tmp_path / "a-ok.json").exists()
+    assert not (tmp_path / "a-ok-seed0.json").exists()
 
 
 # ---- with lightly installed: the trainers themselves, tiny ----

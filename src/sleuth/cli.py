@@ -1188,7 +1188,7 @@ def bench(
     suite: Annotated[
         str,
         typer.Option(
-            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers or peers-quick: sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]'); foundation: the demo preset's cost, watermark strength and utility (two victims, the recipe unwatermarked, three references)."
+            help="quick (every table at toy scale, minutes) or full (the papers' tables at CPU scale on Fashion-MNIST, hours); peers, peers-quick or peers-seeds (peers under five seeds): sleuth's trainer beside lightly's (needs the extra: pip install -e '.[peers]'); foundation: the demo preset's cost, watermark strength and utility (two victims, the recipe unwatermarked, three references)."
         ),
     ] = "quick",
     data: Annotated[
@@ -1315,11 +1315,12 @@ def _bench_beside(
 
 
 def _peers_table(results: dict[str, Any]) -> Table:
-    table = Table("network", "trainer", "images/s", "ratio", "peak RSS MB", "probe acc.")
+    table = Table("network", "seed", "trainer", "images/s", "ratio", "peak RSS MB", "probe acc.")
     for t in results["trainers"]:
         probe = "-" if t["probe_acc"] is None else f"{t['probe_acc']:.4f}"
         table.add_row(
             t["arch"],
+            str(t["seed"]),
             t["name"],
             f"{t['images_per_s']:.0f}",
             f"{t['ratio']:.2f}×",

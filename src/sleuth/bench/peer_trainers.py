@@ -285,6 +285,7 @@ def run_trainer(spec: TrainSpec, turns: Turns | None = None) -> dict[str, Any]:
     result = {
         "trainer": spec.trainer,
         "arch": spec.arch,
+        "seed": spec.seed,
         "images": images,
         "steps": len(turns.step_s),
         "train_s": sum(turns.step_s),

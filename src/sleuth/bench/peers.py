@@ -6,7 +6,8 @@ made equal): ``sleuth embed``'s trainer without the watermark (``sleuth``) and w
 (``sleuth+wm``), and the same SimCLR written the way lightly's documentation writes it
 (``lightly``). Each trainer runs in a process of its own, so that its peak resident memory is
 its own; it reports images/s over its training steps, that peak, and the linear-probe accuracy
-of its encoder.
+of its encoder. A suite of several seeds repeats the comparison under each (another split,
+initial weights and data order), so that a gap in accuracy can be told from the seed's.
 
 The cores may be shared with other work whose load comes and goes by the minute, so trainers
 run one after another would each meet another load. Here the three processes of a network run
@@ -22,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from scipy.stats import t as t_dist
 
 from sleuth.errors import SleuthError
 from sleuth.fileio import atomic_write_text
@@ -66,7 +71,7 @@ class PeerRun:
 
 @dataclass(frozen=True)
 class PeerSuite:
-    """The networks compared and the recipe every trainer shares."""
+    """The networks compared, the recipe every trainer shares, and the seeds it is run under."""
 
     description: str
     runs: tuple[PeerRun, ...]
@@ -75,12 +80,30 @@ class PeerSuite:
     weight_decay: float = 1e-6
     temperature: float = 0.5
     proj_dim: int = 64
-    seed: int = 0
+    # each seed a replicate of the whole comparison: another split, initial weights and order
+    seeds: tuple[int, ...] = (0,)
+    trainers: tuple[str, ...] = TRAINER_NAMES  # lightly's is the base of every ratio
     # lightly's DataLoader workers: 0, the augmentation in the training process as sleuth's;
     # workers would prefetch during the other trainers' turns, work the clock would not see
     workers: int = 0
     threads: int | None = None  # torch threads of every trainer; None: the machine's cores
 
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.trainers if t not in TRAINER_NAMES]
+        if unknown or PEER not in self.trainers or UNWATERMARKED not in self.trainers:
+            raise SleuthError(
+                f"a peers suite trains {UNWATERMARKED} and {PEER} (and may add {WATERMARKED}), "
+                f"not {', '.join(self.trainers)}"
+            )
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise SleuthError(f"a peers suite needs distinct seeds, not {self.seeds}")
+
+
+# the peers comparison's work: smallresnet to convergence on the demo recipe, resnet18 briefly
+_PEER_RUNS = (
+    PeerRun("smallresnet", None, 10, probe_images=4000),
+    PeerRun("resnet18", 768, 2, probe_images=2000),
+)
 
 PEER_SUITES: dict[str, PeerSuite] = {
     "peers-quick": PeerSuite(
@@ -90,10 +113,14 @@ PEER_SUITES: dict[str, PeerSuite] = {
     "peers": PeerSuite(
         "smallresnet on the demo recipe's 4,000 private images for 10 epochs, resnet18 on 768 "
         "of them for 2 (20-30 minutes on 2 shared cores)",
-        runs=(
-            PeerRun("smallresnet", None, 10, probe_images=4000),
-            PeerRun("resnet18", 768, 2, probe_images=2000),
-        ),
+        runs=_PEER_RUNS,
+    ),
+    "peers-seeds": PeerSuite(
+        "peers' work for sleuth and lightly without the watermark under seeds 0-4: how far the "
+        "probes' gap and the speed ratio move with the seed (about an hour on 2 cores)",
+        runs=_PEER_RUNS,
+        seeds=(0, 1, 2, 3, 4),
+        trainers=(UNWATERMARKED, PEER),
     ),
 }
 
@@ -134,7 +161,7 @@ def _prepare(out: Path, identity: dict[str, Any]) -> None:
 
 def _spawn(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Start one trainer's process with a pipe each way for its turns."""
-    name = f"{spec['arch']}-{spec['trainer']}"
+    name = f"{spec['arch']}-{spec['trainer']}-seed{spec['seed']}"
     paths = {k: folder / f"{name}{ext}" for k, ext in (("spec", ".spec.json"), ("result", ".json"))}
     paths["log"] = folder / f"{name}.log"
     paths["spec"].write_text(json.dumps(spec, indent=1), encoding="utf-8")
@@ -209,42 +236,77 @@ def run_lockstep(
 
 
 def summarise(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Each trainer's row with ``ratio``, its images/s over lightly's on the same network; per
-    network, the ratios the issue's goals are stated in."""
+    """Each trainer's row with ``ratio``, its images/s over lightly's on the same network and
+    seed; per network, the ratios the issue's goals are stated in, per seed and over the seeds
+    (``summarise_seeds``)."""
     trainers = [
         {"name": r["trainer"], **{k: v for k, v in r.items() if k != "trainer"}} for r in rows
     ]
-    by = {(t["arch"], t["name"]): t for t in trainers}
+    by = {(t["arch"], t.get("seed"), t["name"]): t for t in trainers}
+    for t in trainers:
+        peer = by.get((t["arch"], t.get("seed"), PEER))
+        t["ratio"] = None if peer is None else t["images_per_s"] / peer["images_per_s"]
     ratios: dict[str, Any] = {}
     for arch in dict.fromkeys(t["arch"] for t in trainers):
-        peer = by.get((arch, PEER))
-        for t in trainers:
-            if t["arch"] == arch:
-                t["ratio"] = None if peer is None else t["images_per_s"] / peer["images_per_s"]
-        plain, wm = by.get((arch, UNWATERMARKED)), by.get((arch, WATERMARKED))
-        if peer is None or plain is None or wm is None:
-            continue
-        gap = None
-        if plain["probe_acc"] is not None and peer["probe_acc"] is not None:
-            gap = 100 * (plain["probe_acc"] - peer["probe_acc"])
-        speed = plain["ratio"]
-        wm_time = plain["images_per_s"] / wm["images_per_s"]  # time per image, with over without
-        median = "median_step_images_per_s"
-        ratios[arch] = {
-            "sleuth_over_lightly": speed,
-            "sleuth_wm_over_lightly": wm["ratio"],
-            "watermark_time_ratio": wm_time,
-            # the same ratios from each trainer's median step
-            "median_sleuth_over_lightly": _ratio(plain.get(median), peer.get(median)),
-            "median_watermark_time_ratio": _ratio(plain.get(median), wm.get(median)),
-            "probe_gap_pt": gap,
-            "probe_within_half_pt": gap is not None and abs(gap) <= 0.5,
-            "rss_sleuth_over_lightly": plain["peak_rss_mb"] / peer["peak_rss_mb"],
-            # no slower than lightly, and not less accurate by more than half a point
-            "goal_speed_met": speed >= 1.0 and gap is not None and gap >= -0.5,
-            "goal_watermark_met": wm_time <= 1.05,
-        }
+        per_seed = []
+        for seed in dict.fromkeys(t.get("seed") for t in trainers if t["arch"] == arch):
+            plain, peer = by.get((arch, seed, UNWATERMARKED)), by.get((arch, seed, PEER))
+            if plain is not None and peer is not None:
+                per_seed.append(_seed_ratios(seed, plain, peer, by.get((arch, seed, WATERMARKED))))
+        if per_seed:
+            ratios[arch] = summarise_seeds(per_seed)
     return trainers, ratios
+
+
+def _seed_ratios(
+    seed: int | None, plain: dict[str, Any], peer: dict[str, Any], wm: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One seed's ratios: sleuth over lightly, and the watermark's cost where it was trained."""
+    median = "median_step_images_per_s"
+    gap = None
+    if plain["probe_acc"] is not None and peer["probe_acc"] is not None:
+        gap = 100 * (plain["probe_acc"] - peer["probe_acc"])
+    out: dict[str, Any] = {
+        "seed": seed,
+        "sleuth_over_lightly": plain["ratio"],
+        # the same ratios from each trainer's median step
+        "median_sleuth_over_lightly": _ratio(plain.get(median), peer.get(median)),
+        "probe_gap_pt": gap,
+        "rss_sleuth_over_lightly": plain["peak_rss_mb"] / peer["peak_rss_mb"],
+    }
+    if wm is not None:
+        out["sleuth_wm_over_lightly"] = wm["ratio"]
+        out["watermark_time_ratio"] = plain["images_per_s"] / wm["images_per_s"]
+        out["median_watermark_time_ratio"] = _ratio(plain.get(median), wm.get(median))
+    return out
+
+
+def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """A network's ratios over its seeds: the median of each ratio, the mean probe gap and,
+    from two seeds on, the gap's standard deviation and 95 % t interval (the seeds' runs are
+    independent replicates; the two trainers of a seed share weights and images, so the gap is
+    paired within a seed). The goals are judged on the median ratio and the mean gap."""
+    out: dict[str, Any] = {}
+    for key in per_seed[0]:
+        values = [s[key] for s in per_seed]
+        if key not in ("seed", "probe_gap_pt"):
+            out[key] = None if None in values else statistics.median(values)
+    gaps = [s["probe_gap_pt"] for s in per_seed]
+    gap = None if None in gaps else statistics.fmean(gaps)
+    out["probe_gap_pt"] = gap
+    out["probe_gap_sd_pt"] = out["probe_gap_ci95_pt"] = None
+    if gap is not None and len(gaps) > 1:
+        sd = statistics.stdev(gaps)
+        out["probe_gap_sd_pt"] = sd
+        half = float(t_dist.ppf(0.975, len(gaps) - 1)) * sd / math.sqrt(len(gaps))
+        out["probe_gap_ci95_pt"] = [gap - half, gap + half]
+    out["probe_within_half_pt"] = gap is not None and abs(gap) <= 0.5
+    # no slower than lightly, and not less accurate by more than half a point
+    out["goal_speed_met"] = out["sleuth_over_lightly"] >= 1.0 and gap is not None and gap >= -0.5
+    if "watermark_time_ratio" in out:
+        out["goal_watermark_met"] = out["watermark_time_ratio"] <= 1.05
+    out["seeds"] = per_seed
+    return out
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -287,14 +349,16 @@ def run_peers(
     _prepare(out, {"format": FORMAT, "suite": suite_name, "data": data, "task": task})
     emit = progress or (lambda ev: None)
     run_network = run_network or run_lockstep
-    emit(CellsPlanned(len(suite.runs)))
+    cells = [(seed, run) for seed in suite.seeds for run in suite.runs]
+    emit(CellsPlanned(len(cells)))
     rows: list[dict[str, Any]] = []
-    for i, run in enumerate(suite.runs, 1):
+    for i, (seed, run) in enumerate(cells, 1):
         images = n_private if run.images is None else min(run.images, n_private)
         steps = run.epochs * (images // suite.batch_size)
         if steps == 0:
             raise SleuthError(f"{images} images are fewer than one batch of {suite.batch_size}")
-        emit(CellStarted(f"{run.arch}: {', '.join(TRAINER_NAMES)}", i))
+        label = run.arch if len(suite.seeds) == 1 else f"{run.arch}, seed {seed}"
+        emit(CellStarted(f"{label}: {', '.join(suite.trainers)}", i))
         t0 = time.perf_counter()
         specs = [
             {
@@ -309,14 +373,14 @@ def run_peers(
                 "weight_decay": suite.weight_decay,
                 "temperature": suite.temperature,
                 "proj_dim": suite.proj_dim,
-                "seed": suite.seed,
+                "seed": seed,
                 "threads": threads,
                 "workers": suite.workers,
                 "probe": True,
                 "probe_images": run.probe_images,
                 "device": dev,
             }
-            for name in TRAINER_NAMES
+            for name in suite.trainers
         ]
         rows += run_network(
             specs,
@@ -324,7 +388,7 @@ def run_peers(
             # the last round only says "done"
             lambda done, total=steps + 1: emit(StageStep("rounds", done, total)),
         )
-        emit(CellDone(run.arch, i, time.perf_counter() - t0))
+        emit(CellDone(label, i, time.perf_counter() - t0))
     trainers, ratios = summarise(rows)
     results = {
         "format": FORMAT,
@@ -335,7 +399,7 @@ def run_peers(
         "argv": sys.argv,
         "machine": machine(device),
         "versions": {**environment(), "lightly": lightly_version},
-        "seeds": {"train": suite.seed, "split": suite.seed, "loader": suite.seed},
+        "seeds": {k: list(suite.seeds) for k in ("train", "split", "loader")},
         "settings": {
             "runs": [vars(run) for run in suite.runs],
             "batch_size": suite.batch_size,
@@ -345,6 +409,7 @@ def run_peers(
             "proj_dim": suite.proj_dim,
             "threads": threads,
             "lightly_workers": suite.workers,
+            "trainers": list(suite.trainers),
             "schedule": "lockstep: one step per trainer in turn",
             "device": dev,
         },
