@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from sleuth.bench.plots import scaling_plot
@@ -836,6 +837,87 @@ def peers() -> list[str]:
     return out + peers_findings(r)
 
 
+def peers_seeds() -> list[str]:
+    """The peers' work for sleuth and lightly under several seeds (``--suite peers-seeds``):
+    the probe gap beside how far it moves with the seed."""
+    r = load("peers-seeds")
+    if not r:
+        return []
+    seeds = r["seeds"]["train"]
+    by = {(t["arch"], t["seed"], t["name"]): t for t in r["trainers"]}
+    out = [
+        f"### The same comparison under {len(seeds)} seeds",
+        "",
+        f"Machine: {machine_line(r['machine'])}; lightly {r['versions']['lightly']}. Command: "
+        f"`{r['command'].split(' --out ')[0]} --json`, {r['seconds'] / 60:.0f} minutes. The "
+        "work of the table above for sleuth and lightly without the watermark, under seeds "
+        f"{', '.join(map(str, seeds))}: each seed draws another split of the private images, "
+        "another initial network (the same for both trainers of the seed) and another data "
+        "order, so a seed's gap is paired and the seeds are independent replicates. Each "
+        "network and seed in lockstep, as above.",
+        "",
+        "| network | seed | sleuth probe % | lightly probe % | gap (pt) | sleuth / lightly "
+        "images/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for arch, q in r["ratios"].items():
+        for s in q["seeds"]:
+            ours, theirs = by[(arch, s["seed"], "sleuth")], by[(arch, s["seed"], "lightly")]
+            out.append(
+                f"| {arch} | {s['seed']} | {pct(ours['probe_acc'])} | "
+                f"{pct(theirs['probe_acc'])} | {s['probe_gap_pt']:+.1f} | "
+                f"{s['sleuth_over_lightly']:.2f}× |"
+            )
+    out.append("")
+    for arch, q in r["ratios"].items():
+        lo, hi = q["probe_gap_ci95_pt"]
+        spread = {
+            name: statistics.stdev(
+                100 * by[(arch, s["seed"], name)]["probe_acc"] for s in q["seeds"]
+            )
+            for name in ("sleuth", "lightly")
+        }
+        speeds = [s["sleuth_over_lightly"] for s in q["seeds"]]
+        within = "inside" if lo >= -0.5 and hi <= 0.5 else "not inside"
+        out.append(
+            f"- **{arch}**: gap sleuth − lightly {q['probe_gap_pt']:+.2f} pt on average (sd "
+            f"{q['probe_gap_sd_pt']:.2f} pt over the seeds; 95 % interval {lo:+.2f} to "
+            f"{hi:+.2f} pt, {within} ±0.5 pt, {'excluding' if lo > 0 or hi < 0 else 'including'} "
+            f"0). A trainer's probe moves by {spread['sleuth']:.2f} pt (sleuth) and "
+            f"{spread['lightly']:.2f} pt (lightly) from seed to seed. Speed: "
+            f"{q['sleuth_over_lightly']:.2f}× (median; seeds {min(speeds):.2f}-"
+            f"{max(speeds):.2f}×). Goal (≥ 1.0×, mean gap ≥ −0.5 pt): "
+            f"{'met' if q['goal_speed_met'] else 'not met'}."
+        )
+    return [*out, ""]
+
+
+def seeds_accuracy() -> str:
+    """The accuracy finding under several seeds, for the peers' findings (empty before it ran)."""
+    r = load("peers-seeds")
+    if not r:
+        return ""
+    parts = "; ".join(
+        f"{arch} {q['probe_gap_pt']:+.1f} pt (seed to seed sd {q['probe_gap_sd_pt']:.1f} pt, "
+        f"95 % interval {q['probe_gap_ci95_pt'][0]:+.1f} to {q['probe_gap_ci95_pt'][1]:+.1f}; "
+        f"goal {'met' if q['goal_speed_met'] else 'not met'})"
+        for arch, q in r["ratios"].items()
+    )
+    intervals = [q["probe_gap_ci95_pt"] for q in r["ratios"].values()]
+    if all(lo <= 0 <= hi and (lo < -0.5 or hi > 0.5) for lo, hi in intervals):
+        reading = (
+            ": every interval includes 0 and reaches past ±0.5 pt, so no network shows a gap "
+            "the seeds can tell from none, nor one they can bound within the ±0.5 pt the goal "
+            "allows"
+        )
+    else:
+        reading = " (the intervals, network by network, in the next section)"
+    return (
+        f" Repeated under {len(r['seeds']['train'])} seeds (next section), the mean gap "
+        f"sleuth − lightly is {parts}{reading}."
+    )
+
+
 def peers_findings(r: dict) -> list[str]:
     """What the peers' ratios say, with the side measurements that explain them."""
     q, by = r["ratios"], {(t["arch"], t["name"]): t for t in r["trainers"]}
@@ -891,8 +973,8 @@ def peers_findings(r: dict) -> list[str]:
         "normalises both views together in its one pass, lightly's loop each view apart) nor "
         "the augmentation's implementation. A few resnet18 steps mostly measure how two "
         "trajectories from the same weights begin; a longer resnet18 comparison did not fit "
-        "the 2 cores' budget. The goal of speed at equal accuracy: "
-        f"{met('goal_speed_met')}.",
+        "the 2 cores' budget. The goal of speed at equal accuracy, from this seed: "
+        f"{met('goal_speed_met')}." + seeds_accuracy(),
         "- **Memory.** About 0.8 GB of every trainer's peak is torch (a CUDA build), the "
         "imports and the data before training; the rest is the step. sleuth's peak over "
         f"lightly's: {each('rss_sleuth_over_lightly', '.2f')}; the watermark adds {wm_mb}.",
@@ -1392,6 +1474,7 @@ def main() -> None:
         "",
         *peers(),
         "",
+        *peers_seeds(),
         "## The papers' tables at CPU scale: `sleuth bench --suite full` (issue 6)",
         "",
         "Training re-run on 2026-12-03 (the victim and the steal group; the references, "
