@@ -350,6 +350,42 @@ def test_shifted_images_only_withhold_a_clearance():
     assert label == "inconclusive" and "shifted images" in why
 
 
+def test_noise_sensitivity_never_accuses_and_an_atypical_one_withholds_a_clearance():
+    """H0: the suspect is one more independent encoder. Noise sensitivity's H1 (less sensitive
+    than the victim) is also what an encoder trained by the victim's recipe on fewer images
+    shows: the full suite's two trained on the thief's 900 and 1,500 images were rejected at
+    adjusted p 0.002 while no copy ever was (docs/verification.md). So, through the registry, a
+    p of 1e-12 neither enters Holm nor accuses, and a suspect 8 reference sds from the
+    references there is still not cleared."""
+    m, sd = np.mean(TYPICAL_REFS), np.std(TYPICAL_REFS, ddof=1)
+    result = TestResult(
+        name="noise-sensitivity",
+        family="noise",
+        statistic=-20.0,
+        p_value=1e-12,
+        effect=-0.3,
+        effect_name="",
+        n=100,
+        alternative="",
+        compared="",
+        score=m - 8 * sd,
+        direction=-1,
+    )
+    info = TEST_INFO["noise-sensitivity"]
+    noise = calibrate_decision(result, list(TYPICAL_REFS), 0.01, info, rotation_aware=0)
+    assert noise.guards and not noise.counted
+    decisions = [_decision("distance", 1e-9), _decision("similarity", 0.6), _guard(), noise]
+    adjust(decisions, 0.01)
+    assert not noise.rejected and noise.atypical
+    assert decisions[1].p_adjusted == pytest.approx(0.6)  # Holm over the two counted tests
+    label, why = verdict(decisions)
+    assert label == "inconclusive" and "one family alone" in why
+    quiet = [_decision("distance", 0.6), _decision("similarity", 0.6), _guard(), noise]
+    adjust(quiet, 0.01)
+    label, why = verdict(quiet)
+    assert label == "inconclusive" and "noise-sensitivity" in why
+
+
 def test_a_hidden_basis_only_withholds_a_clearance():
     """H0 of a clearance: the suspect is one more independent encoder, its output coordinates a
     trained network's own. A basis test never accuses and never enters Holm; a suspect atypical

@@ -648,9 +648,14 @@ GROUPS: dict[str, Group] = {
                 "noise",
                 "A copy trained on the victim's outputs tends to react less to tiny changes of "
                 "the victim's training images than the victim itself. This compares how much "
-                "the outputs move under small noise.",
+                "the outputs move under small noise, against independent models. It never "
+                "accuses: an encoder trained by the victim's recipe on fewer images reacts as "
+                "little (measured); a suspect unlike every independent model here is not "
+                "cleared.",
                 _NOISE_ARRAYS,
                 power="one-sample",
+                counted=False,
+                clears_only=True,
             ),
         ),
     ),

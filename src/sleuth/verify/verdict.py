@@ -18,8 +18,9 @@ The rule (docs/verification.md gives the reasoning):
    typical of the references in every counted test (two-sided, so a copy that is *unlike* every
    independent model is not cleared) with references enough to have seen a suspect
    ``CLEAR_MAX_ATYPICAL`` sds away, and tests in two families that would have seen a copy.
-   Tests that only guard a clearance (``clears_only``: the shifted images, and the basis tests
-   that see a thief's rotation or permutation of his outputs) join the typicality check and
+   Tests that only guard a clearance (``clears_only``: the shifted images, the basis tests
+   that see a thief's rotation or permutation of his outputs, and noise sensitivity, whose H1
+   an encoder trained on fewer images also shows) join the typicality check and
    never accuse, and a clearance needs at least one shifted-image test to have run. Anything
    else is ``inconclusive``.
 """
@@ -67,8 +68,9 @@ DECISION_RULE = (
     f"on the smaller of their standard deviation and a robust scale, Holm at {CLEAR}) with "
     f"enough references that a score {CLEAR_MAX_ATYPICAL:g} reference standard deviations away "
     "would have been atypical, and in at least two families a test that would have rejected a "
-    f"score {CLEAR_MAX_SHIFT:g} reference standard deviations away; tests on shifted images "
-    "and of the output basis (a rotated or permuted basis) never accuse and join the typicality "
+    f"score {CLEAR_MAX_SHIFT:g} reference standard deviations away; tests on shifted images, "
+    "of the output basis (a rotated or permuted basis) and of noise sensitivity never accuse "
+    "and join the typicality "
     "check, and at least one shifted-image test must have run. Otherwise inconclusive."
 )
 
