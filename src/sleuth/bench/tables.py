@@ -474,7 +474,8 @@ def _cell(t: dict[str, Any] | None) -> str:
         return DASH
     if t.get("guards"):  # a shifted-image or basis test: never accuses, may withhold a clearance
         return "**atypical**" if t["atypical"] else "typical"
-    if TEST_INFO.get(t["name"]) and TEST_INFO[t["name"]].clears_only and t["valid"]:
+    info = TEST_INFO.get(t["name"])
+    if "guards" not in t and not t["counted"] and t["valid"] and info and info.clears_only:
         return "guard"  # recorded before cells kept typicality: the verdict's reason names it
     if not t["counted"]:
         return "n/c"
