@@ -51,8 +51,8 @@ CLEAR_MAX_SHIFT = 10.0
 # ... and the typicality check must have been able to see a suspect this many reference sds from
 # the references, in either direction: the bench's copy least like the victim (symmetrized, demo
 # recipe) sits 3.5 sds from twenty references and 4.4 from six in its most atypical test, and
-# six references cannot flag anything nearer than 5 sds (nine tests, four shifted and two of the
-# basis: at least 11 references needed).
+# six references cannot flag anything nearer than 5 sds (eight counted tests, noise sensitivity,
+# four shifted and two of the basis: at least 11 references needed).
 CLEAR_MAX_ATYPICAL = 4.0
 VERDICTS = ("stolen", "not_stolen", "inconclusive")
 DECISION_RULE = (
