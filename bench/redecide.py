@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sleuth.fileio import atomic_write_text
 from sleuth.verify import stats
 from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import TestResult
@@ -140,7 +141,7 @@ def main() -> None:
         "alpha": ALPHA,
         **redecide(bench),
     }
-    args.results.write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_text(args.results, json.dumps(out, indent=1) + "\n")
     print(json.dumps({"totals": out["totals"], "changed": out["changed"]}, indent=1))
 
 
