@@ -15,16 +15,21 @@ encoders of its victim, with the references' spread as it is and floored at what
 resolve (`stats.calibrate`'s ``spread_floor``), and, on a victim whose predictor reads every
 independent encoder alike, each copy against all of them.
 
-Needs the demo (`sleuth demo --out runs/demo`) and its zoo (`runs/zoo`, see bench/verdict.py).
+Needs the demo (`sleuth demo --out runs/demo`) and its zoo (`runs/zoo`, see bench/verdict.py),
+or, with ``--bench``, a finished `sleuth bench` folder whose recipe, attacks, references and other
+owners take the demo's place (the full suite's: how far each key carries on a longer recipe).
 
     python bench/watermark_arcs.py [--out runs/arcs] [--results bench/results/watermark-arcs.json]
     python bench/watermark_arcs.py --calibration-only   # the second part, from the results
+    python bench/watermark_arcs.py --bench runs/bench-full --victims-each 2 --owners-each 2 \
+        --samples 1000 --out runs/arcs-full --results bench/results/watermark-arcs-full.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +58,8 @@ COPIES = {
     "stolenencoder-500": replace(ATTACK, method="stolenencoder", queries=500),
 }
 READINGS = ("watermark-binomial", "watermark-matched", "watermark-aligned")
+# the copies of a bench's victim, by its steal cells' names (their attacks, as the bench ran them)
+BENCH_COPIES = ("mse-1000", "infonce-1000", "stolenencoder-1000", "mse-5000", "stolenencoder-5000")
 
 
 def arcs_key(seed: int) -> str:
@@ -66,9 +73,24 @@ def half_key(seed: int) -> str:
     return RotationWatermark.turned(int(np.random.default_rng(seed).integers(3600))).to_spec()
 
 
-KINDS = {"arcs": arcs_key, "half-turns": half_key}
+def four_arcs_key(seed: int) -> str:
+    """Four arcs, drawn as ``arcs_key`` draws six: a key between the two."""
+    return RotationWatermark.arcs(seed, 4).to_spec()
+
+
+KINDS = {"arcs": arcs_key, "half-turns": half_key, "four-arcs": four_arcs_key}
 # seeds of the keys drawn (victims, owners) and of the owners' training, per kind
-SEEDS = {"arcs": (100, 200, 3000), "half-turns": (400, 300, 3100)}
+SEEDS = {"arcs": (100, 200, 3000), "half-turns": (400, 300, 3100), "four-arcs": (500, 600, 3200)}
+
+
+def from_bench(folder: Path) -> tuple[Path, dict[str, StealConfig], list[Path]]:
+    """A finished bench's victim, the attacks of its ``BENCH_COPIES`` steal cells, and its
+    references of the victim's architecture and other owners (as a zoo's members)."""
+    cells = json.loads((folder / "results.json").read_text())["cells"]
+    copies = {c: StealConfig(**cells[f"steal/{c}"]["params"]["attack"]) for c in BENCH_COPIES}
+    embed = folder / "models" / "embed"
+    members = sorted(p for p in embed.iterdir() if p.name.startswith(("ref-", "owner-")))
+    return embed / "victim", copies, members
 
 
 def zoo_kind(zoo: list[Path]) -> str:
@@ -122,11 +144,20 @@ def main() -> None:
     parser.add_argument("--results", default="bench/results/watermark-arcs.json")
     parser.add_argument("--calibration-only", action="store_true")
     parser.add_argument(
+        "--bench",
+        help="a finished `sleuth bench` folder whose victim's recipe, attacks (BENCH_COPIES), "
+        "references and other owners replace the demo's and its zoo's",
+    )
+    parser.add_argument("--victims-each", type=int, default=VICTIMS, help="victims per kind")
+    parser.add_argument("--owners-each", type=int, default=OWNERS, help="other owners per kind")
+    parser.add_argument("--samples", type=int, default=500, help="challenge samples")
+    parser.add_argument(
         "--victims",
         choices=sorted(KINDS),
         nargs="+",
-        default=sorted(KINDS),
-        help="the kinds of victim key to train and score (other owners of both kinds always)",
+        default=["arcs", "half-turns"],
+        help="the kinds of victim key to train and score (other owners of each of them, and of "
+        "arcs and half-turns always)",
     )
     args = parser.parse_args()
     if args.calibration_only:
@@ -134,16 +165,21 @@ def main() -> None:
         return
     start = time.perf_counter()
     out = Path(args.out)
-    manifest = json.loads((Path(args.demo) / "victim" / "manifest.json").read_text())
+    if args.bench:
+        victim, copies, zoo = from_bench(Path(args.bench))
+    else:
+        victim, copies, zoo = Path(args.demo) / "victim", COPIES, list(zoo_members(args.zoo))
+    manifest = json.loads((victim / "manifest.json").read_text())
     recipe = EmbedConfig.from_dict(manifest["details"]["config"])
     trained: dict[str, tuple[str, str]] = {}  # folder -> (kind, key)
     seeds: dict[str, int] = {}  # training seed; victims: the demo victim's
-    for kind, draw in KINDS.items():
+    kinds = {k: KINDS[k] for k in dict.fromkeys(["arcs", "half-turns", *args.victims])}
+    for kind, draw in kinds.items():
         victim_keys, owner_keys, owner_seeds = SEEDS[kind]
-        for i in range(VICTIMS if kind in args.victims else 0):
+        for i in range(args.victims_each if kind in args.victims else 0):
             trained[f"victim-{kind}-{i}"] = (kind, draw(victim_keys + i))
             seeds[f"victim-{kind}-{i}"] = recipe.seed
-        for i in range(OWNERS):
+        for i in range(args.owners_each):
             trained[f"owner-{kind}-{i}"] = (kind, draw(owner_keys + i))
             seeds[f"owner-{kind}-{i}"] = owner_seeds + i
     for name, (_, spec) in trained.items():
@@ -151,25 +187,27 @@ def main() -> None:
         if not (out / name / "encoder.pt").exists():
             run_embed(replace(recipe, wm_intervals=spec, seed=seed), out / name, device="cpu")
         if name.startswith("victim"):
-            for copy, attack in COPIES.items():
+            for copy, attack in copies.items():
                 if not (out / f"{name}-{copy}" / "encoder.pt").exists():
                     run_steal(attack, str(out / name), out / f"{name}-{copy}", device="cpu")
         print(f"trained {name}", flush=True)
-    zoo = list(zoo_members(args.zoo))
     groups = {
         "plain": [p for p in zoo if "ref-" in p.name],
         f"zoo owners ({zoo_kind(zoo)})": [p for p in zoo if "owner" in p.name],
-        **{f"owners ({k})": [out / f"owner-{k}-{i}" for i in range(OWNERS)] for k in KINDS},
+        **{
+            f"owners ({k})": [out / f"owner-{k}-{i}" for i in range(args.owners_each)]
+            for k in kinds
+        },
     }
     rows = []
     for name, (kind, spec) in trained.items():
         if not name.startswith("victim"):
             continue
         key = load_owner_key(out / name / "owner-key.pt")
-        ch = build_challenge(key, ChallengeSettings(samples=500))
+        ch = build_challenge(key, ChallengeSettings(samples=args.samples))
         owner = owner_for(load_encoder(out / name / "encoder.pt"), key, ch.images)
         models = {g: [str(p) for p in ps] for g, ps in groups.items()}
-        models |= {f"copy {c}": [str(out / f"{name}-{c}")] for c in COPIES}
+        models |= {f"copy {c}": [str(out / f"{name}-{c}")] for c in copies}
         models["victim"] = [str(out / name)]
         for group, paths in models.items():
             for path in paths:
@@ -184,10 +222,10 @@ def main() -> None:
                 )
         print(f"scored {name}", flush=True)
     result = {
-        "command": "python bench/watermark_arcs.py",
+        "command": " ".join(["python", *sys.argv]),
         "machine": machine(),
         "recipe": recipe.to_dict(),
-        "samples": 500,
+        "samples": args.samples,
         "rows": rows,
         "seconds": time.perf_counter() - start,
     }
