@@ -104,9 +104,11 @@ def zoo_kind(zoo: list[Path]) -> str:
     return "half-turns" if half else "arcs"
 
 
-def calibration(rows: list[dict], trials: int = 1000, level: float = 1e-3) -> None:
+def calibration(rows: list[dict], samples: int, level: float = 1e-3) -> None:
     """Independent encoders below ``level`` with and without the spread floor, per reading; on a
-    victim whose predictor reads every independent encoder alike, the copies' p with the floor."""
+    victim whose predictor reads every independent encoder alike, the copies' p with the floor.
+    Each sample is two trials (the image rotated into both classes), as the verdict counts them."""
+    trials = 2 * samples
     independent = {g for g in (r["group"] for r in rows) if not g.startswith(("copy", "victim"))}
     floor = (0.25 / trials) ** 0.5
     for reading in READINGS:
@@ -161,7 +163,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.calibration_only:
-        calibration(json.loads(Path(args.results).read_text())["rows"])
+        recorded = json.loads(Path(args.results).read_text())
+        calibration(recorded["rows"], recorded["samples"])
         return
     start = time.perf_counter()
     out = Path(args.out)
@@ -241,7 +244,7 @@ def main() -> None:
                     if len(xs) > 1
                     else f"  {group:28s} {reading:20s} {xs[0]:.3f}"
                 )
-    calibration(rows)
+    calibration(rows, args.samples)
 
 
 if __name__ == "__main__":
