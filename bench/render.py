@@ -1144,7 +1144,8 @@ def previous_run(name: str) -> list[str]:
     header = ["suspect", "of lead %", "before", "margin", "families", "now", "margin", "families"]
     rows = []
     for key in again.of_kind("verify"):
-        if redecide.kind(key) != "copy" or now.result(key) is None:
+        result = now.result(key)
+        if redecide.kind(key) != "copy" or result is None:
             continue
         before = redecide.decisions_of(again.result(key)["tests"], today=True)
         lead = now.lead(now.get(key.removeprefix("verify/"), "accuracy"))
@@ -1155,11 +1156,9 @@ def previous_run(name: str) -> list[str]:
                 decide(before)[0],
                 _margin(verdict_p(before)),
                 _families((d.result.family, d.counted and d.rejected) for d in before),
-                now.result(key)["verdict"],
-                _margin(margin(now.result(key))),
-                _families(
-                    (t["family"], t["counted"] and t["rejected"]) for t in now.result(key)["tests"]
-                ),
+                result["verdict"],
+                _margin(margin(result)),
+                _families((t["family"], t["counted"] and t["rejected"]) for t in result["tests"]),
             ]
         )
     shown = (
