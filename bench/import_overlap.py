@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sleuth.bench.runner import machine
+from sleuth.fileio import atomic_write_text
 from sleuth.models import load_owner_key
 from sleuth.verify import ChallengeSettings, build_challenge
 
@@ -103,7 +104,7 @@ def main() -> None:
         "load_after": os.getloadavg()[0],
         "machine": machine(),
     }
-    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(Path(args.results), json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: results[k] for k in ("median_s", "median_ratio_after_over_thread")}))
 
 

@@ -41,6 +41,7 @@ from verdict import judge, rate
 from sleuth.bench.runner import machine
 from sleuth.embed.other_trainers import TRAINERS, train_other
 from sleuth.embed.references import victim_recipe
+from sleuth.fileio import atomic_write_text
 from sleuth.models import Encoder, load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
 from sleuth.probe import linear_probe
@@ -65,7 +66,7 @@ def train(method: str, seed: int, victim: Path, out: Path) -> dict:
         "train_s": manifest["timings_s"]["train_s"],
         "final_loss": manifest["metrics"]["final_loss"],
     }
-    record.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(record, json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -128,7 +129,7 @@ def main() -> None:
         "machine": machine(),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(Path(args.results), json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["rates"], indent=2))
 
 

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from sleuth.bench.runner import machine
 from sleuth.data import load_images, to_float
+from sleuth.fileio import atomic_write_text
 from sleuth.models import load_encoder, load_owner_key
 from sleuth.verify import stats
 
@@ -105,7 +106,7 @@ def main() -> None:
         "machine": machine("cpu"),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    Path(args.results).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(Path(args.results), json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

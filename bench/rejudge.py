@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from sleuth.bench.rejudge import rejudge
+from sleuth.fileio import atomic_write_text
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or args.bench.parent / f"rejudge-{args.bench.name}"
     results = rejudge(args.bench, work, args.samples, tuple(args.add_reference))
-    args.results.write_text(json.dumps(results, indent=1))
+    atomic_write_text(args.results, json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from sleuth.bench.runner import machine
+from sleuth.fileio import atomic_write_text
 from sleuth.reports import (
     Evidence,
     check_report,
@@ -71,7 +72,7 @@ def main() -> None:
         "report_median_seconds": {k: round(statistics.median(v), 3) for k, v in runs.items()},
         "file_bytes": sizes,
     }
-    Path(args.results).write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(Path(args.results), json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
 
 

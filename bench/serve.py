@@ -40,6 +40,7 @@ from matplotlib.figure import Figure
 
 from sleuth.bench.runner import machine
 from sleuth.data import load_images, to_float
+from sleuth.fileio import atomic_write_text
 from sleuth.models import load_encoder
 from sleuth.probe import linear_probe, probe_accuracy
 from sleuth.serve.process import Postgres, Server
@@ -374,7 +375,7 @@ def main() -> None:
                     summary = {u["name"]: u for u in store.users_summary(256)}
                     row["coverage_256"] = [summary[keys[a][0]]["coverage"] for a in accounts]
                     row["cost"] = [summary[keys[a][0]]["cost"] for a in accounts]
-                    path.write_text(json.dumps(row))
+                    atomic_write_text(path, json.dumps(row))
                 rows.append({"user": label, "defence": name, **row})
         finally:
             if server is not None:
@@ -416,7 +417,7 @@ def main() -> None:
         if pg is not None:
             pg.stop()
     results["seconds"] = time.perf_counter() - start
-    Path(args.results).write_text(json.dumps(results, indent=2))
+    atomic_write_text(Path(args.results), json.dumps(results, indent=2))
     print(json.dumps({k: v for k, v in results.items() if k != "coverage"}, indent=2))
 
 

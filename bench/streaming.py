@@ -41,6 +41,7 @@ import numpy as np
 
 from sleuth.bench.runner import machine
 from sleuth.data import default_workers
+from sleuth.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = 10
@@ -333,7 +334,7 @@ def main() -> None:
         speed["command"] = "python bench/streaming.py " + " ".join(sys.argv[1:])
         results |= {"speed": speed, "speed_measured": time.strftime("%Y-%m-%d %H:%M")}
         results["speed"]["load_average"] = [load_before, os.getloadavg()]
-        path.write_text(json.dumps(results, indent=1) + "\n")
+        atomic_write_text(path, json.dumps(results, indent=1) + "\n")
         print(path)
         return
     largest = max(args.sizes)
@@ -354,7 +355,7 @@ def main() -> None:
         "speed": speed,
         "fingerprint": fp,
     }
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
     print(path)
 
 
