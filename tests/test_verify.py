@@ -268,6 +268,33 @@ def test_the_rule_needs_two_families_and_holm_spans_everything():
     assert verdict(invalid_only)[0] == "inconclusive"
 
 
+def test_an_inconclusive_verdict_says_what_a_larger_zoo_could_do():
+    """One family rejecting is not enough; the reason says whether references spread as these
+    could make a second family reject (the fewest that would, at Holm's first step), or that no
+    number of them would: a score 3.3 reference sds out reaches 0.01 / 3 only with more than
+    the six references here, one 2 sds out never does."""
+    m, s = np.mean(TYPICAL_REFS), np.std(TYPICAL_REFS, ddof=1)
+    near = [
+        _decision("distance", 1e-12),
+        _decision("similarity", 0.02, score=m + 3.3 * s),
+        _decision("watermark", 0.5),
+    ]
+    near[1].p_decision = stats.calibrate(near[1].result.score, TYPICAL_REFS, 1)[1]
+    near[1].result = replace(near[1].result, p_value=1e-9)
+    adjust(near, 0.01)
+    label, reason = verdict(near)
+    needed = stats.references_needed(m + 3.3 * s, TYPICAL_REFS, 1, 0.01 / 3)
+    assert label == "inconclusive" and needed is not None and needed > len(TYPICAL_REFS)
+    assert near[1].references_needed == needed
+    assert f"with {needed} references spread as these, similarity (similarity)" in reason
+    assert near[0].references_needed is None  # it rejects already
+    assert near[2].references_needed is None  # its analytic p (0.5) stays above the level
+    far = [_decision("distance", 1e-12), _decision("similarity", 0.1, score=m + 2 * s)]
+    far[1].result = replace(far[1].result, p_value=1e-9)
+    adjust(far, 0.01)
+    assert "no zoo of up to 10,000 references spread as these" in verdict(far)[1]
+
+
 def test_the_verdicts_margin_is_its_weaker_familys_best_adjusted_p():
     """p_verdict is the smallest alpha at which the rule says stolen: the second smallest of the
     families' best Holm-adjusted p (by hand: 3 tests, Holm multiplies the smallest by 3, the

@@ -391,6 +391,35 @@ def test_typicality_two_sided_and_detectable_shift():
     assert math.isinf(stats.detectable_shift(2, 0.001))
 
 
+def test_references_needed_is_the_fewest_that_reach_the_level():
+    """H0 of the calibration: the suspect's score is one more draw of the references'
+    distribution. With the references' mean and sd held, the prediction p falls only as
+    Student's t narrows towards the normal, so the projection is the smallest k whose p is at
+    most the level (checked against scipy at k and k − 1), and None where the normal tail itself
+    stays above it, where the score is on the unsuspicious side, or where there is no spread."""
+    refs = np.array([0.9, 1.1, 1.0, 0.95, 1.05, 1.02, 0.98, 1.01])
+    m, s = refs.mean(), refs.std(ddof=1)
+
+    def p(z: float, k: int) -> float:
+        return st.t.sf(z / math.sqrt(1 + 1 / k), k - 1)
+
+    level = 0.01 / 9  # Holm's first step over nine counted tests
+    for z in (3.3, 4.0, 6.0):
+        k = stats.references_needed(m + z * s, refs, 1, level)
+        assert k is not None and p(z, k) <= level < p(z, k - 1)
+    assert stats.references_needed(m + 3.3 * s, refs, 1, level) > len(refs)  # more than these
+    assert stats.references_needed(m - 4 * s, refs, -1, level) == stats.references_needed(
+        m + 4 * s, refs, 1, level
+    )
+    assert st.norm.sf(2.9) > level and stats.references_needed(m + 2.9 * s, refs, 1, level) is None
+    assert stats.references_needed(m - 6 * s, refs, 1, level) is None
+    assert stats.references_needed(1.0, [1.0, 1.0, 1.0], 1, level) is None
+    assert stats.references_needed(1.5, refs[:2], 1, level) is None
+    # a floored spread: the score is as far as the floor allows, not as the references' sd says
+    floored = stats.references_needed(m + 4 * s, refs, 1, level, spread_floor=2 * s)
+    assert floored is None  # 2 floors away: the normal tail is 0.023
+
+
 def test_holm_by_hand_and_equal_to_statsmodels(monkeypatch):
     """Holm's step-down: (m − i)·p₍ᵢ₎ made monotone and capped at 1; a test rejects exactly when
     its adjusted p is at most alpha; the same numbers as statsmodels' multipletests."""

@@ -827,6 +827,47 @@ def detectable_shift(k: int, level: float) -> float:
     return float(stats.t.isf(level, k - 1) * math.sqrt(1 + 1 / k))
 
 
+MOST_REFERENCES = 10_000  # the largest zoo :func:`references_needed` considers
+
+
+def references_needed(
+    score: float,
+    reference_scores: Sequence[float],
+    direction: int,
+    level: float,
+    *,
+    spread_floor: float = 0.0,
+) -> int | None:
+    """The fewest references, spread as these are (their mean and sd, floored as in
+    :func:`calibrate`), at which this score's prediction-interval p would fall to ``level``:
+    what a larger zoo could do for it, and what none could. It is a projection, not evidence:
+    it assumes the next references sit as these do. The p falls as references are added only
+    because Student's t on k − 1 degrees of freedom narrows towards the normal, so a score
+    whose normal tail p is above ``level`` gets None, as does one with fewer than 3 finite
+    references or no spread; otherwise an integer in [3, ``MOST_REFERENCES``]."""
+    _check_direction(direction)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    refs = np.asarray([r for r in reference_scores if math.isfinite(r)], dtype=np.float64)
+    if len(refs) < 3 or not math.isfinite(score):
+        return None
+    sd = max(float(refs.std(ddof=1)), spread_floor)
+    if sd == 0:
+        return None
+    z = direction * (score - float(refs.mean())) / sd
+
+    def p(k: int) -> float:
+        return float(stats.t.sf(z / math.sqrt(1 + 1 / k), k - 1))
+
+    if p(MOST_REFERENCES) > level:
+        return None
+    lo, hi = 3, MOST_REFERENCES  # p falls with k (for z > 0, the only case left): bisect
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if p(mid) <= level else (mid + 1, hi)
+    return lo
+
+
 def power_and_n(
     effect_size_d: float,
     n: int,

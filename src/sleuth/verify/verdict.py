@@ -86,6 +86,9 @@ class Decision:
     p_typical: float | None = None  # two-sided: is the suspect among the references?
     shift_needed: float | None = None  # reference sds from their mean that would reject
     shift_atypical: float | None = None  # reference sds, either way, that would be atypical
+    spread_floor: float = 0.0  # the finest the score is measured (a proportion's trials)
+    # references spread as these that would make it reject at Holm's first step (None: none would)
+    references_needed: int | None = None
     counted: bool = False
     guards: bool = False  # never accuses; its typicality joins the clearance check
     p_decision: float = 1.0
@@ -106,6 +109,7 @@ class Decision:
             "p_typical": num(self.p_typical),
             "shift_needed": num(self.shift_needed),
             "shift_atypical": num(self.shift_atypical),
+            "references_needed": self.references_needed,
             "counted": self.counted,
             "guards": self.guards,
             "p_decision": num(self.p_decision),
@@ -131,9 +135,9 @@ def calibrate_decision(
     k = len(reference_scores)
     if k:
         # a proportion of n trials is measured no finer than a coin-flipping model's sd
-        floor = math.sqrt(0.25 / result.n) if info.proportion and result.n > 0 else 0.0
+        d.spread_floor = math.sqrt(0.25 / result.n) if info.proportion and result.n > 0 else 0.0
         d.p_empirical, d.p_reference = stats.calibrate(
-            result.score, reference_scores, result.direction, spread_floor=floor
+            result.score, reference_scores, result.direction, spread_floor=d.spread_floor
         )
         d.p_typical = stats.typicality(result.score, reference_scores)
     calibrated = k >= MIN_REFERENCES and d.p_reference is not None and math.isfinite(d.p_reference)
@@ -181,9 +185,19 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
     reject, adjusted = stats.holm([d.p_decision for d in counted], alpha)
     for d, r, p in zip(counted, reject, adjusted, strict=True):
         d.rejected, d.p_adjusted = bool(r), float(p)
+    level = alpha / len(counted)
     for d in counted:
         k = sum(math.isfinite(s) for s in d.reference_scores)
-        d.shift_needed = stats.detectable_shift(k, alpha / len(counted))
+        d.shift_needed = stats.detectable_shift(k, level)
+        analytic = d.result.p_value  # the decision p is never below it (NaN: it has none)
+        if not d.rejected and not (math.isfinite(analytic) and analytic > level):
+            d.references_needed = stats.references_needed(
+                d.result.score,
+                d.reference_scores,
+                d.result.direction,
+                level,
+                spread_floor=d.spread_floor,
+            )
     typical = [
         d
         for d in decisions
@@ -206,6 +220,7 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
     if rejecting:
         return "inconclusive", (
             f"only {rejecting[0]} evidence rejects; one family alone does not accuse"
+            + _larger_zoo(d for d in counted if d.result.family != rejecting[0])
         )
     suggestive = [d.result.name for d in counted if d.p_adjusted < CLEAR]
     if suggestive:
@@ -250,6 +265,22 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
     return "inconclusive", (
         "too few references or valid tests to clear the suspect: fewer than two families could "
         f"have rejected a score {CLEAR_MAX_SHIFT:g} reference sds away"
+    )
+
+
+def _larger_zoo(others: Iterable[Decision]) -> str:
+    """What more references could do for the families that do not reject: the test that the
+    fewest references spread as these would make reject, or that none would."""
+    needing = [d for d in others if d.references_needed is not None]
+    if not needing:
+        return (
+            f"; no zoo of up to {stats.MOST_REFERENCES:,} references spread as these would make "
+            "another family reject"
+        )
+    d = min(needing, key=lambda d: d.references_needed or 0)
+    return (
+        f"; with {d.references_needed} references spread as these, {d.result.name} "
+        f"({d.result.family}) would reject too (`sleuth references --n`)"
     )
 
 
