@@ -60,6 +60,8 @@ def decisions_of(tests: list[dict[str, Any]], *, today: bool) -> list[Decision]:
             p_decision=t["p_decision"] if t["p_decision"] is not None else 1.0,
         )
         info = TEST_INFO.get(t["name"])
+        if info is not None and info.proportion and result.n > 0:  # as calibrate_decision floors
+            d.spread_floor = math.sqrt(0.25 / result.n)
         if today and info is not None and info.clears_only and d.counted:
             d.counted, d.guards, d.p_decision = False, True, 1.0
         out.append(d)
