@@ -83,6 +83,38 @@ def test_the_watermark_counts_only_beside_rotation_aware_references():
     assert plain.counted
 
 
+def test_dataset_inference_counts_only_where_the_victim_itself_shows_its_training_set():
+    """H1 of dataset inference: the suspect finds the victim's training images more familiar.
+    A copy can only inherit what the victim has, so the test counts only where the victim
+    itself, as the suspect, rejects at alpha; otherwise it is shown, says why, and adds no
+    factor to Holm's correction. Other tests ignore the victim's p."""
+    di = TestResult(
+        "di-head-loss",
+        "dataset-inference",
+        3.0,
+        1e-4,
+        0.2,
+        "public - private loss",
+        500,
+        "private lower",
+        "victim's head on the suspect",
+        0.2,
+    )
+    refs = [0.01, -0.02, 0.0, 0.015, -0.01, 0.005]
+    info = TEST_INFO["di-head-loss"]
+    assert info.needs_victim_effect and TEST_INFO["di-gmm"].needs_victim_effect
+    for victim_p in (None, 0.3, 0.02):
+        blind = calibrate_decision(di, refs, 0.01, info, 0, victim_p=victim_p)
+        assert not blind.counted and "on the victim itself" in blind.why
+    assert "p 0.3, above alpha" in calibrate_decision(di, refs, 0.01, info, 0, victim_p=0.3).why
+    seeing = calibrate_decision(di, refs, 0.01, info, 0, victim_p=0.001)
+    assert seeing.counted and seeing.p_decision == max(di.p_value, seeing.p_reference)
+    alone = calibrate_decision(di, [], 0.01, info, 0, victim_p=0.001)  # analytic null alone
+    assert alone.counted and alone.p_decision == di.p_value
+    distance = replace(di, name="distance-l2", family="distance")
+    assert calibrate_decision(distance, refs, 0.01, TEST_INFO["distance-l2"], 0).counted
+
+
 @pytest.mark.parametrize("refs", [[0.5] * 19 + [0.501], [0.5] * 20], ids=["all-but-one", "all"])
 def test_a_chance_level_watermark_is_no_evidence_against_references_at_exactly_chance(refs):
     """H0: the suspect is one more independent encoder. When the victim's predictor reads the
@@ -131,6 +163,8 @@ def test_references_are_rotation_aware_when_they_carry_a_watermark_of_their_own(
     for d in res.victims[0].decisions:
         if TEST_INFO[d.result.name].needs_rotation_aware:
             assert not d.counted and "rotation watermark" in d.why
+        if TEST_INFO[d.result.name].needs_victim_effect:  # the suspect is the victim here
+            assert d.counted == (d.result.p_value <= 0.01), d.why
 
 
 def test_a_fresh_random_network_is_never_accused(zoo, tmp_path):

@@ -68,6 +68,9 @@ class TestInfo:
     # counts only beside rotation-aware references (other owners' watermarked encoders): its null
     # is what a model trained on a rotation task of its own scores, wider than plain encoders'
     needs_rotation_aware: bool = False
+    # counts only where the victim itself, read by the same test, rejects at alpha: a test that
+    # cannot tell the victim's training images from others in the victim cannot in a copy
+    needs_victim_effect: bool = False
 
 
 # Each group: (owner, challenge, suspect reps, reference reps) -> results. Scores of references
@@ -553,6 +556,7 @@ GROUPS: dict[str, Group] = {
                 _HEAD_ARRAYS,
                 power="two-sample",
                 needs_references=False,
+                needs_victim_effect=True,
             ),
         ),
     ),
@@ -568,6 +572,7 @@ GROUPS: dict[str, Group] = {
                 _GMM_ARRAYS,
                 power="two-sample",
                 needs_references=False,
+                needs_victim_effect=True,
             ),
         ),
     ),

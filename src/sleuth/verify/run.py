@@ -271,6 +271,11 @@ def _decide(owner, ch, suspect, refs, tests, alpha, rotation_aware) -> list[Deci
     for name in tests:
         fn = GROUPS[name].fn
         results = fn(owner, ch, suspect, refs)
+        victim_p = (
+            {r.name: r.p_value for r in fn(owner, ch, owner.reps, [])}
+            if any(i.needs_victim_effect for i in GROUPS[name].tests)
+            else {}
+        )
         ref_results = [
             {r.name: r for r in fn(owner, ch, ref, refs[:j] + refs[j + 1 :])}
             for j, ref in enumerate(refs)
@@ -282,7 +287,11 @@ def _decide(owner, ch, suspect, refs, tests, alpha, rotation_aware) -> list[Deci
                 if res.name in rr and rr[res.name].valid and np.isfinite(rr[res.name].score)
             ]
             info = TEST_INFO[res.name]
-            decisions.append(calibrate_decision(res, scores, alpha, info, rotation_aware))
+            decisions.append(
+                calibrate_decision(
+                    res, scores, alpha, info, rotation_aware, victim_p=victim_p.get(res.name)
+                )
+            )
     return decisions
 
 

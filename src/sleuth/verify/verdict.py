@@ -10,7 +10,10 @@ The rule (docs/verification.md gives the reasoning):
    suspect must beat the test's own null *and* look unlike every independently trained encoder);
    a test with no analytic null (CKA) uses the calibrated p. Tests whose only meaningful null is
    "like the references" count only with references; the watermark's, only with at least
-   ``MIN_ROTATION_AWARE`` references trained with rotation watermarks of their own.
+   ``MIN_ROTATION_AWARE`` references trained with rotation watermarks of their own; dataset
+   inference's (``needs_victim_effect``), only where the victim itself, judged by the same test,
+   rejects at ``alpha``: a test that cannot see the victim's training set in the victim has no
+   power against a copy, and only adds a factor to Holm's correction.
 3. Holm's correction runs over every counted test of every victim checked in one run, at ``alpha``.
 4. ``stolen`` when rejections come from at least two families of evidence: no verdict rests on
    one kind of evidence that a careful thief could switch off. ``not_stolen`` only with evidence
@@ -61,7 +64,8 @@ DECISION_RULE = (
     "of its analytic p and its reference-calibrated p (tests without an analytic null use the "
     "calibrated p; tests whose only meaningful null is the references count only with them; "
     f"the watermark tests count only with at least {MIN_ROTATION_AWARE} references that carry a "
-    "rotation watermark of their own). "
+    "rotation watermark of their own; the dataset-inference tests only where the victim itself, "
+    "as the suspect, rejects at alpha). "
     "Holm's correction runs over every counted test of every victim at alpha. stolen: "
     "rejections from at least two families of evidence. not_stolen: no adjusted p below "
     f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
@@ -128,9 +132,12 @@ def calibrate_decision(
     alpha: float,
     info: TestInfo,
     rotation_aware: int,
+    *,
+    victim_p: float | None = None,
 ) -> Decision:
     """Place the suspect among references and choose the p-value that enters Holm;
-    ``rotation_aware``: how many of the references are watermarked encoders."""
+    ``rotation_aware``: how many of the references are watermarked encoders; ``victim_p``: the
+    same test's p with the victim as the suspect (for a test that ``needs_victim_effect``)."""
     d = Decision(result, reference_scores)
     k = len(reference_scores)
     if k:
@@ -155,6 +162,12 @@ def calibrate_decision(
             f"shown, not counted: needs at least {MIN_ROTATION_AWARE} references trained with a "
             "rotation watermark of their own (other owners, `sleuth references --owners`), "
             "against which another owner's encoder is judged; plain encoders score too narrowly"
+        )
+    elif info.needs_victim_effect and not (victim_p is not None and victim_p <= alpha):
+        shown = "no p" if victim_p is None or not math.isfinite(victim_p) else f"p {victim_p:.2g}"
+        d.why = (
+            f"not counted: on the victim itself this test gives {shown}, above alpha: it cannot "
+            "tell the victim's training images from others there, so not in a copy either"
         )
     elif calibrated:
         d.counted = True
