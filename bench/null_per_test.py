@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from redecide import ALPHA, decisions_of, kind
+from redecide import ALPHA, decisions_of, kind, victim_p_values
 from statsmodels.stats.proportion import proportion_confint
 
 from sleuth.fileio import atomic_write_text
@@ -46,12 +46,12 @@ WATERMARK = ("watermark-binomial", "watermark-matched")
 def suite_nulls(bench: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
     """(suspect, {counted test: adjusted p}) of every independent model a suite verified, its
     recorded evidence decided under today's rule (``redecide.decisions_of``)."""
-    out = []
+    out, own = [], victim_p_values(bench)
     for key, cell in bench["cells"].items():
         result = cell.get("result", {})
         if cell.get("group") != "verify" or "tests" not in result or kind(key) != "independent":
             continue
-        decisions = decisions_of(result["tests"], today=True)
+        decisions = decisions_of(result["tests"], today=True, victim_p=own)
         out.append((key, {d.result.name: d.p_adjusted for d in decisions if d.counted}))
     return out
 
@@ -91,9 +91,9 @@ def spread(d: Decision) -> float:
     return float(refs.std(ddof=1)) if len(refs) > 2 else 0.0
 
 
-def pooled(tests: list[dict[str, Any]]) -> list[Decision]:
+def pooled(tests: list[dict[str, Any]], own: dict[str, float]) -> list[Decision]:
     """Today's decisions with each counted watermark reading calibrated on the pooled spread."""
-    decisions = decisions_of(tests, today=True)
+    decisions = decisions_of(tests, today=True, victim_p=own)
     readings = [d for d in decisions if d.result.name in WATERMARK and d.counted]
     floor = max((spread(d) for d in readings), default=0.0)
     for d in readings:
@@ -110,12 +110,13 @@ def pooled_cost(bench: dict[str, Any]) -> dict[str, Any]:
     """Verdicts and margins today and under the pooled spread, for every verification."""
     totals = {w: {"copies_stolen": 0, "independent_accused": 0} for w in ("today", "pooled")}
     changed, margins, nulls = {}, [], []
+    own = victim_p_values(bench)
     for key, cell in bench["cells"].items():
         result = cell.get("result", {})
         if cell.get("group") != "verify" or "tests" not in result or kind(key) == "victim":
             continue
-        today = decisions_of(result["tests"], today=True)
-        other = pooled(result["tests"])
+        today = decisions_of(result["tests"], today=True, victim_p=own)
+        other = pooled(result["tests"], own)
         labels = {"today": verdict(today)[0], "pooled": verdict(other)[0]}
         for which, label in labels.items():
             if label == "stolen":

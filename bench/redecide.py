@@ -31,9 +31,13 @@ ALPHA = 0.01  # every suite's level
 COPY_GROUPS = ("steal", "evade")
 
 
-def decisions_of(tests: list[dict[str, Any]], *, today: bool) -> list[Decision]:
+def decisions_of(
+    tests: list[dict[str, Any]], *, today: bool, victim_p: dict[str, float] | None = None
+) -> list[Decision]:
     """The recorded tests as decisions: as they were counted, or (``today``) as today's registry
-    counts them."""
+    counts them; ``victim_p``: each test's recorded p with the victim as the suspect, which
+    today's tests that ``needs_victim_effect`` count only at or below α (none recorded: they do
+    not count)."""
     out = []
     for t in tests:
         result = TestResult(
@@ -64,6 +68,10 @@ def decisions_of(tests: list[dict[str, Any]], *, today: bool) -> list[Decision]:
             d.spread_floor = math.sqrt(0.25 / result.n)
         if today and info is not None and info.clears_only and d.counted:
             d.counted, d.guards, d.p_decision = False, True, 1.0
+        own = (victim_p or {}).get(t["name"])
+        blind = own is None or not own <= ALPHA
+        if today and info is not None and info.needs_victim_effect and d.counted and blind:
+            d.counted, d.p_decision = False, 1.0
         out.append(d)
     adjust(out, ALPHA)
     return out
@@ -77,8 +85,23 @@ def kind(cell: str) -> str:
     return "victim" if name == "victim" else "independent"
 
 
+def victim_p_values(bench: dict[str, Any]) -> dict[str, float]:
+    """Each test's recorded p with the victim as the suspect (its verify cell), if it has one."""
+    for key, cell in bench["cells"].items():
+        if (
+            key.startswith("verify/")
+            and kind(key) == "victim"
+            and "tests" in cell.get("result", {})
+        ):
+            return {
+                t["name"]: t["p_value"] for t in cell["result"]["tests"] if t["p_value"] is not None
+            }
+    return {}
+
+
 def redecide(bench: dict[str, Any]) -> dict[str, Any]:
     cells, mismatches = {}, []
+    victim_p = victim_p_values(bench)
     for key, cell in bench["cells"].items():
         if cell.get("group") != "verify" or "tests" not in cell.get("result", {}):
             continue
@@ -91,7 +114,7 @@ def redecide(bench: dict[str, Any]) -> dict[str, Any]:
                 mismatches.append(f"{key}: {t['name']} p_adjusted {p} recorded {q}")
         if back != recorded:
             mismatches.append(f"{key}: verdict {back}, recorded {recorded}")
-        now = decisions_of(tests, today=True)
+        now = decisions_of(tests, today=True, victim_p=victim_p)
         label, reason = verdict(now)
         cells[key] = {
             "is": kind(key),
