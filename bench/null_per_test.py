@@ -40,6 +40,7 @@ RESULTS = Path("bench/results")
 SUITES = ("full.json", "full-rejudged.json", "full-rejudged-2000.json", "quick.json")
 SUITES += ("quick-rejudged.json",)
 NULLS = ("verdict.json", "verdict-half.json", "verdict-key-b.json", "verdict-key-c.json")
+NULLS += ("verdict-key-d.json",)
 WATERMARK = ("watermark-binomial", "watermark-matched")
 
 

@@ -27,8 +27,8 @@ from sleuth.bench.tables import (
     transformed,
     verification,
 )
+from sleuth.verify.verdict import DECISION_RULE, verdict_p
 from sleuth.verify.verdict import verdict as decide
-from sleuth.verify.verdict import verdict_p
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -200,13 +200,32 @@ def verdict() -> list[str]:
     return out
 
 
-KEYS = ("verdict", "verdict-key-b", "verdict-key-c")  # one victim each, its own secret key
+# one victim each, its own secret key
+KEYS = ("verdict", "verdict-key-b", "verdict-key-c", "verdict-key-d")
 
 
 def noise_counted(r: dict) -> bool:
     """Whether a verdict benchmark ran under the rule in which noise sensitivity counted (its
     summaries list the counted tests only)."""
     return any("noise-sensitivity" in c["zoo"]["tests"] for c in r["copies"].values())
+
+
+def rule_of(r: dict) -> str | None:
+    """What a verdict benchmark's rule counted that today's does not (None: today's rule; runs
+    since the dataset inference gate record theirs)."""
+    recorded = r["settings"].get("decision_rule")
+    if recorded is not None:
+        return None if recorded == DECISION_RULE else "an earlier rule"
+    counted = "dataset inference and noise sensitivity" if noise_counted(r) else "dataset inference"
+    return f"{counted} counted"
+
+
+def key_label(i: int, r: dict) -> str:
+    """``key A`` and so on, with the key's digest and the rule it ran under where not today's."""
+    sha, rule = r["settings"].get("owner_key_sha256"), rule_of(r)
+    notes = [f"`{sha[:8]}`"] if sha else []
+    notes += [rule] if rule else []
+    return f"key {chr(ord('A') + i)}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def verdict_keys() -> list[str]:
@@ -217,16 +236,7 @@ def verdict_keys() -> list[str]:
     runs = {name: r for name in KEYS if (r := load(name))}
     if len(runs) < 2:
         return []
-    labels = {
-        name: f"key {chr(ord('A') + i)}"
-        + (
-            f" (`{r['settings']['owner_key_sha256'][:8]}`)"
-            if "owner_key_sha256" in r["settings"]
-            else ""
-        )
-        + ("; noise sensitivity counted, the rule before" if noise_counted(r) else "")
-        for i, (name, r) in enumerate(runs.items())
-    }
+    labels = {name: key_label(i, r) for i, (name, r) in enumerate(runs.items())}
     copies = [
         c
         for c in next(iter(runs.values()))["copies"]
@@ -246,7 +256,7 @@ def verdict_keys() -> list[str]:
         "--results bench/results/NAME.json`; keys B and C were judged against one zoo built from "
         "key B's demo (`sleuth references --victim DIR/victim --n 17 --owners 3 --out runs/zoo`: "
         "its members are trained without the victim, so they serve every victim of the recipe), "
-        "key A against one of its own. A cell: the verdict against the zoo and its margin (the "
+        "keys A and D against zoos of their own. A cell: the verdict against the zoo and its margin (the "
         "smallest α at which it would be `stolen`).",
         "",
         "| copy | " + " | ".join(labels.values()) + " | stolen under every key |",

@@ -40,7 +40,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from sleuth.bench.runner import machine
 from sleuth.data import load_images
-from sleuth.fileio import sha256_file
+from sleuth.fileio import atomic_write_text, sha256_file
 from sleuth.models import Encoder, load_encoder, load_owner_key, save_encoder
 from sleuth.models.zoo import zoo_members
 from sleuth.steal import StealConfig, run_steal
@@ -48,7 +48,7 @@ from sleuth.steal.evasion import OUTPUT_TRANSFORMS, transform_outputs
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.evidence import GROUPS
 from sleuth.verify.run import decide, is_rotation_aware, owner_for, sequential
-from sleuth.verify.verdict import adjust, verdict, verdict_p
+from sleuth.verify.verdict import DECISION_RULE, adjust, verdict, verdict_p
 
 ALPHA = 0.01
 BUDGETS = (100, 1000)
@@ -231,10 +231,11 @@ def main() -> None:
         "alpha": ALPHA,
         "queries": len(ch.images),
         "owner_key_sha256": sha256_file(victim / "owner-key.pt"),
+        "decision_rule": DECISION_RULE,
     }
     results["machine"] = machine()
     results["seconds"] = round(time.perf_counter() - start, 1)
-    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(Path(args.results), json.dumps(results, indent=2) + "\n")
     print(render(results))
 
 
