@@ -696,8 +696,9 @@ def verify_floor() -> list[str]:
         quiet = next(q for q in r["sizes"] if q["samples"] == row["samples"])
         out += [
             "",
-            f"Also at {row['samples']} samples alone, in another quiet run on 2026-12-07 with "
-            f"the basis tests, on {machine_line(again['machine'])} (load average "
+            f"Also at {row['samples']} samples alone, in another quiet run on "
+            f"{again.get('created', '2026-12-07')[:10]} with today's tests, on "
+            f"{machine_line(again['machine'])} (load average "
             f"{again['load_average'][0][0]:.1f} before, {again['load_average'][1][0]:.1f} "
             "after): `python bench/verify_floor.py --sizes 500 --no-ten --results "
             f"bench/results/verify-floor-500.json`: floor {row['floor_s']:.1f} s, in process "
@@ -708,12 +709,16 @@ def verify_floor() -> list[str]:
             "on the first machine `python -c 'import torch'` takes 2.1 s and `python -c 'import "
             "sleuth.verify.run'` 4.1 s (best of 3 each; scipy.stats 0.8 s, scikit-learn's "
             "mixture 0.7 s, statsmodels 0.5 s of the rest, every one of them used by a default "
-            "verification), 0.7-0.8× a 500-sample floor by itself (on the second, 1.4 s and "
-            "2.9 s; within `sleuth verify`, `-X importtime` counts 2.4 s: torch 1.0 s, scipy "
-            "0.5 s, scikit-learn and the pandas it loads 0.3 s, against a floor of 3.8 s). So the process's goal at 500 "
-            f"samples is {_met(quiet['ratio_process'])} in one quiet run "
-            f"({quiet['ratio_process']:.2f}×) and {_met(row['ratio_process'])} in the other "
-            f"({row['ratio_process']:.2f}×): it sits on the line.",
+            "verification), 0.7-0.8× a 500-sample floor by itself. On an Intel machine (a run "
+            "of 2026-12-07: floor 3.8 s, the process 2.22×) `-X importtime` within `sleuth "
+            "verify` counted 2.4 s (torch 1.0 s, scipy 0.5 s, scikit-learn and the pandas it "
+            "loads 0.3 s); on this run's machine, an hour before it, 4.3 s (torch 1.8 s, "
+            "scipy.stats 0.8 s, scikit-learn 0.7 s, scipy.optimize 0.3 s, statsmodels 0.1 s; "
+            "`python -X importtime -m sleuth verify ...`). So the process's goal at 500 samples "
+            f"is {_met(quiet['ratio_process'])} in the first quiet run "
+            f"({quiet['ratio_process']:.2f}×), {_met(row['ratio_process'])} in this one "
+            f"({row['ratio_process']:.2f}×) and missed on the faster Intel machine (2.22×): "
+            "where a forward pass is fast, the imports alone are most of a floor.",
         ]
     overlap = load("import-overlap")
     if overlap:

@@ -24,11 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from sleuth.bench.runner import machine
+from sleuth.fileio import atomic_write_text
 from sleuth.models import load_encoder, load_owner_key
 from sleuth.verify import ChallengeSettings, build_challenge, run_verify
 
@@ -110,11 +112,12 @@ def main() -> None:
         print(rows[-1], flush=True)
     start_s = min(cli(["--version"]) for _ in range(3))
     result = {"machine": machine("cpu"), "repeats": args.repeats, "sizes": rows}
+    result["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["process_start_s"] = start_s
     if not args.no_ten:
         result["ten_suspects"] = ten_suspects(demo, references, refs)
     result["load_average"] = [load_before, os.getloadavg()]
-    Path(args.results).write_text(json.dumps(result, indent=2))
+    atomic_write_text(Path(args.results), json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
