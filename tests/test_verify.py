@@ -2,6 +2,7 @@
 white-box and black-box, several victims, and refusals of bad input."""
 
 import json
+import math
 from dataclasses import replace
 
 import h5py
@@ -103,16 +104,60 @@ def test_dataset_inference_counts_only_where_the_victim_itself_shows_its_trainin
     refs = [0.01, -0.02, 0.0, 0.015, -0.01, 0.005]
     info = TEST_INFO["di-head-loss"]
     assert info.needs_victim_effect and TEST_INFO["di-gmm"].needs_victim_effect
-    for victim_p in (None, 0.3, 0.02):
+    for victim_p in (None, float("nan"), 0.3, 0.0100001):
         blind = calibrate_decision(di, refs, 0.01, info, 0, victim_p=victim_p)
         assert not blind.counted and "on the victim itself" in blind.why
+    assert "no p-value" in calibrate_decision(di, refs, 0.01, info, 0, victim_p=math.nan).why
     assert "p 0.3, above alpha" in calibrate_decision(di, refs, 0.01, info, 0, victim_p=0.3).why
-    seeing = calibrate_decision(di, refs, 0.01, info, 0, victim_p=0.001)
-    assert seeing.counted and seeing.p_decision == max(di.p_value, seeing.p_reference)
-    alone = calibrate_decision(di, [], 0.01, info, 0, victim_p=0.001)  # analytic null alone
-    assert alone.counted and alone.p_decision == di.p_value
+    for victim_p in (0.001, 0.01):  # at alpha it counts
+        seeing = calibrate_decision(di, refs, 0.01, info, 0, victim_p=victim_p)
+        assert seeing.counted and seeing.p_decision == max(di.p_value, seeing.p_reference)
+        assert seeing.to_dict()["victim_p"] == victim_p
+    # without references the gate would select the suspect's analytic p too (the victim and
+    # the suspect are scored on the same images): then it does not count at all
+    alone = calibrate_decision(di, [], 0.01, info, 0, victim_p=0.001)
+    assert not alone.counted and "independent references" in alone.why
     distance = replace(di, name="distance-l2", family="distance")
     assert calibrate_decision(distance, refs, 0.01, TEST_INFO["distance-l2"], 0).counted
+
+
+def test_the_gate_reads_the_victim_as_the_suspect_not_the_suspect(monkeypatch):
+    """The gate must be the victim's own p, computed with the victim's answers in the
+    suspect's place (gating on the suspect's own p would select its evidence): a group whose
+    test gives the victim p 0.001 and the suspect p 0.5 counts, one that gives the victim 0.5
+    and the suspect 1e-9 does not; a test without the gate ignores the victim's p."""
+    from types import SimpleNamespace
+
+    from sleuth.verify import evidence, run
+
+    victim, suspect = np.zeros((4, 2)), np.ones((4, 2))
+    refs = [np.full((4, 2), 2.0 + j) for j in range(5)]
+
+    def group(p_victim: float, p_suspect: float, name: str):
+        def fn(owner, ch, reps, references):
+            p = p_victim if reps is owner.reps else p_suspect
+            score = 0.1 * float(reps[0, 0])
+            return [replace(_decision(name, p).result, name=name, score=score, p_value=p)]
+
+        return fn
+
+    info = replace(TEST_INFO["di-gmm"], name="gated")
+    plain = replace(TEST_INFO["distance-l2"], name="plain")
+    monkeypatch.setitem(evidence.TEST_INFO, "gated", info)
+    monkeypatch.setitem(evidence.TEST_INFO, "plain", plain)
+    owner = SimpleNamespace(reps=victim)
+    for p_victim, p_suspect, counted in ((0.001, 0.5, True), (0.5, 1e-9, False)):
+        monkeypatch.setitem(
+            run.GROUPS, "gated", evidence.Group(group(p_victim, p_suspect, "gated"), (info,))
+        )
+        monkeypatch.setitem(
+            run.GROUPS, "plain", evidence.Group(group(p_victim, p_suspect, "plain"), (plain,))
+        )
+        gated, other = run.decide(
+            owner, None, suspect, refs, ["gated", "plain"], 0.01, rotation_aware=0
+        )
+        assert gated.counted is counted and gated.victim_p == p_victim
+        assert other.counted and other.victim_p is None
 
 
 @pytest.mark.parametrize("refs", [[0.5] * 19 + [0.501], [0.5] * 20], ids=["all-but-one", "all"])
@@ -163,8 +208,6 @@ def test_references_are_rotation_aware_when_they_carry_a_watermark_of_their_own(
     for d in res.victims[0].decisions:
         if TEST_INFO[d.result.name].needs_rotation_aware:
             assert not d.counted and "rotation watermark" in d.why
-        if TEST_INFO[d.result.name].needs_victim_effect:  # the suspect is the victim here
-            assert d.counted == (d.result.p_value <= 0.01), d.why
 
 
 def test_a_fresh_random_network_is_never_accused(zoo, tmp_path):
@@ -323,10 +366,47 @@ def test_an_inconclusive_verdict_says_what_a_larger_zoo_could_do():
     assert f"with {needed} references spread as these, similarity (similarity)" in reason
     assert near[0].references_needed is None  # it rejects already
     assert near[2].references_needed is None  # its analytic p (0.5) stays above the level
+    assert "a second look: its alpha adds to this one's" in reason
+    # the same two far from the references: still none (rejecting; the analytic p)
+    near[0].result = replace(near[0].result, score=m - 20 * s)
+    near[2].result = replace(near[2].result, score=m + 20 * s)
+    adjust(near, 0.01)
+    assert near[0].references_needed is None and near[2].references_needed is None
     far = [_decision("distance", 1e-12), _decision("similarity", 0.1, score=m + 2 * s)]
     far[1].result = replace(far[1].result, p_value=1e-9)
     adjust(far, 0.01)
     assert "no zoo of up to 10,000 references spread as these" in verdict(far)[1]
+    few = [_decision("distance", 1e-12), _decision("similarity", 0.1, refs=TYPICAL_REFS[:2])]
+    adjust(few, 0.01)
+    assert "too few references to say" in verdict(few)[1]
+
+
+def test_references_needed_floors_a_proportions_spread():
+    """A proportion is measured no finer than its trials: with references that all read 0.5,
+    the projection for a watermark reading uses the floor sqrt(0.25 / n), as its calibration
+    does, and none is possible without it."""
+    info = TEST_INFO["watermark-binomial"]
+    wm = TestResult(
+        "watermark-binomial",
+        "watermark",
+        2.0,
+        1e-5,
+        0.02,
+        "accuracy - chance",
+        4000,
+        "above chance",
+        "victim's predictor on the suspect",
+        0.525,
+    )
+    refs = [0.5] * 6
+    d = calibrate_decision(wm, refs, 0.01, info, rotation_aware=MIN_ROTATION_AWARE)
+    other = _decision("distance", 1e-12)
+    adjust([d, other], 0.01)
+    floor = math.sqrt(0.25 / 4000)
+    assert d.spread_floor == pytest.approx(floor) and not d.rejected
+    expected = stats.references_needed(0.525, refs, 1, 0.01 / 2, spread_floor=floor)
+    assert expected is not None and expected > len(refs) and d.references_needed == expected
+    assert stats.references_needed(0.525, refs, 1, 0.01 / 2) is None
 
 
 def test_the_verdicts_margin_is_its_weaker_familys_best_adjusted_p():

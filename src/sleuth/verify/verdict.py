@@ -11,9 +11,11 @@ The rule (docs/verification.md gives the reasoning):
    a test with no analytic null (CKA) uses the calibrated p. Tests whose only meaningful null is
    "like the references" count only with references; the watermark's, only with at least
    ``MIN_ROTATION_AWARE`` references trained with rotation watermarks of their own; dataset
-   inference's (``needs_victim_effect``), only where the victim itself, judged by the same test,
-   rejects at ``alpha``: a test that cannot see the victim's training set in the victim has no
-   power against a copy, and only adds a factor to Holm's correction.
+   inference's (``needs_victim_effect``), only with references and where the victim itself,
+   judged by the same test, rejects at the level the tests run at: a test that cannot see the
+   victim's training set in the victim has no power against a copy, and only adds a factor to
+   Holm's correction. (Without references the gate would select the suspect's analytic p too:
+   the victim and the suspect are scored on the same images.)
 3. Holm's correction runs over every counted test of every victim checked in one run, at ``alpha``.
 4. ``stolen`` when rejections come from at least two families of evidence: no verdict rests on
    one kind of evidence that a careful thief could switch off. ``not_stolen`` only with evidence
@@ -64,8 +66,8 @@ DECISION_RULE = (
     "of its analytic p and its reference-calibrated p (tests without an analytic null use the "
     "calibrated p; tests whose only meaningful null is the references count only with them; "
     f"the watermark tests count only with at least {MIN_ROTATION_AWARE} references that carry a "
-    "rotation watermark of their own; the dataset-inference tests only where the victim itself, "
-    "as the suspect, rejects at alpha). "
+    "rotation watermark of their own; the dataset-inference tests only with references and "
+    "where the victim itself, as the suspect, rejects at alpha). "
     "Holm's correction runs over every counted test of every victim at alpha. stolen: "
     "rejections from at least two families of evidence. not_stolen: no adjusted p below "
     f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
@@ -93,6 +95,7 @@ class Decision:
     spread_floor: float = 0.0  # the finest the score is measured (a proportion's trials)
     # references spread as these that would make it reject at Holm's first step (None: none would)
     references_needed: int | None = None
+    victim_p: float | None = None  # the same test with the victim as the suspect (its gate)
     counted: bool = False
     guards: bool = False  # never accuses; its typicality joins the clearance check
     p_decision: float = 1.0
@@ -114,6 +117,7 @@ class Decision:
             "shift_needed": num(self.shift_needed),
             "shift_atypical": num(self.shift_atypical),
             "references_needed": self.references_needed,
+            "victim_p": num(self.victim_p),
             "counted": self.counted,
             "guards": self.guards,
             "p_decision": num(self.p_decision),
@@ -138,7 +142,7 @@ def calibrate_decision(
     """Place the suspect among references and choose the p-value that enters Holm;
     ``rotation_aware``: how many of the references are watermarked encoders; ``victim_p``: the
     same test's p with the victim as the suspect (for a test that ``needs_victim_effect``)."""
-    d = Decision(result, reference_scores)
+    d = Decision(result, reference_scores, victim_p=victim_p)
     k = len(reference_scores)
     if k:
         # a proportion of n trials is measured no finer than a coin-flipping model's sd
@@ -163,11 +167,20 @@ def calibrate_decision(
             "rotation watermark of their own (other owners, `sleuth references --owners`), "
             "against which another owner's encoder is judged; plain encoders score too narrowly"
         )
-    elif info.needs_victim_effect and not (victim_p is not None and victim_p <= alpha):
-        shown = "no p" if victim_p is None or not math.isfinite(victim_p) else f"p {victim_p:.2g}"
+    elif info.needs_victim_effect and not calibrated:
         d.why = (
-            f"not counted: on the victim itself this test gives {shown}, above alpha: it cannot "
-            "tell the victim's training images from others there, so not in a copy either"
+            f"not counted: needs at least {MIN_REFERENCES} independent references (its gate, the "
+            "victim's own p on the same images, would otherwise select the suspect's analytic p)"
+        )
+    elif info.needs_victim_effect and not (victim_p is not None and victim_p <= alpha):
+        gives = (
+            "no p-value"
+            if victim_p is None or not math.isfinite(victim_p)
+            else f"p {victim_p:.2g}, above alpha"
+        )
+        d.why = (
+            f"not counted: on the victim itself this test gives {gives}: it cannot tell the "
+            "victim's training images from others there, so not in a copy either"
         )
     elif calibrated:
         d.counted = True
@@ -203,6 +216,7 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
         k = sum(math.isfinite(s) for s in d.reference_scores)
         d.shift_needed = stats.detectable_shift(k, level)
         analytic = d.result.p_value  # the decision p is never below it (NaN: it has none)
+        d.references_needed = None
         if not d.rejected and not (math.isfinite(analytic) and analytic > level):
             d.references_needed = stats.references_needed(
                 d.result.score,
@@ -281,20 +295,32 @@ def verdict(decisions: list[Decision]) -> tuple[str, str]:
     )
 
 
+def _projectable(d: Decision) -> bool:
+    """Whether ``stats.references_needed`` could place this decision's score: three finite
+    reference scores and a spread (a None then means that no number of them would)."""
+    refs = [s for s in d.reference_scores if math.isfinite(s)]
+    return len(refs) >= 3 and (d.spread_floor > 0 or max(refs) > min(refs))
+
+
 def _larger_zoo(others: Iterable[Decision]) -> str:
     """What more references could do for the families that do not reject: the test that the
-    fewest references spread as these would make reject, or that none would."""
+    fewest references spread as these would make reject, that none would, or that these
+    references are too few to say. A second verification against a larger zoo is a second look
+    at this suspect, so the reason says that its α adds to this one's."""
+    others = list(others)
     needing = [d for d in others if d.references_needed is not None]
-    if not needing:
+    if needing:
+        d = min(needing, key=lambda d: d.references_needed or 0)
+        return (
+            f"; with {d.references_needed} references spread as these, {d.result.name} "
+            f"({d.result.family}) would reject too (a second look: its alpha adds to this one's)"
+        )
+    if any(_projectable(d) for d in others):
         return (
             f"; no zoo of up to {stats.MOST_REFERENCES:,} references spread as these would make "
             "another family reject"
         )
-    d = min(needing, key=lambda d: d.references_needed or 0)
-    return (
-        f"; with {d.references_needed} references spread as these, {d.result.name} "
-        f"({d.result.family}) would reject too (`sleuth references --n`)"
-    )
+    return "; too few references to say what a larger zoo could do"
 
 
 def verdict_p(decisions: list[Decision]) -> float | None:
