@@ -116,7 +116,7 @@ def test_dataset_inference_counts_only_where_the_victim_itself_shows_its_trainin
     # without references the gate would select the suspect's analytic p too (the victim and
     # the suspect are scored on the same images): then it does not count at all
     alone = calibrate_decision(di, [], 0.01, info, 0, victim_p=0.001)
-    assert not alone.counted and "independent references" in alone.why
+    assert not alone.counted and "independent references" in alone.why, alone.why
     distance = replace(di, name="distance-l2", family="distance")
     assert calibrate_decision(distance, refs, 0.01, TEST_INFO["distance-l2"], 0).counted
 

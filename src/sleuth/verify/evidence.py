@@ -63,7 +63,6 @@ class TestInfo:
     proportion: bool = False  # its effect is a proportion's distance from chance (binomial trials)
     counted: bool = True  # False: shown beside a counted test of the same evidence, never in Holm
     clears_only: bool = False  # never accuses; its typicality can withhold a clearance
-    needs_references: bool = True  # False: its analytic null alone is meaningful
     calibrated_only: bool = False  # no analytic p: its decision p is the calibrated p alone
     # counts only beside rotation-aware references (other owners' watermarked encoders): its null
     # is what a model trained on a rotation task of its own scores, wider than plain encoders'
@@ -555,7 +554,6 @@ GROUPS: dict[str, Group] = {
                 "outputs, lower on familiar images.",
                 _HEAD_ARRAYS,
                 power="two-sample",
-                needs_references=False,
                 needs_victim_effect=True,
             ),
         ),
@@ -571,7 +569,6 @@ GROUPS: dict[str, Group] = {
                 "likely than images the victim never saw.",
                 _GMM_ARRAYS,
                 power="two-sample",
-                needs_references=False,
                 needs_victim_effect=True,
             ),
         ),

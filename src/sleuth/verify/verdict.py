@@ -8,14 +8,14 @@ The rule (docs/verification.md gives the reasoning):
 2. With at least ``MIN_REFERENCES`` independent references, a test's decision p-value is the larger
    of its analytic p-value and its reference-calibrated p-value (an intersection-union test: the
    suspect must beat the test's own null *and* look unlike every independently trained encoder);
-   a test with no analytic null (CKA) uses the calibrated p. Tests whose only meaningful null is
-   "like the references" count only with references; the watermark's, only with at least
-   ``MIN_ROTATION_AWARE`` references trained with rotation watermarks of their own; dataset
-   inference's (``needs_victim_effect``), only with references and where the victim itself,
-   judged by the same test, rejects at the level the tests run at: a test that cannot see the
-   victim's training set in the victim has no power against a copy, and only adds a factor to
-   Holm's correction. (Without references the gate would select the suspect's analytic p too:
-   the victim and the suspect are scored on the same images.)
+   a test with no analytic null (CKA) uses the calibrated p. Every test counts only with
+   references; the watermark's, only with at least ``MIN_ROTATION_AWARE`` references trained
+   with rotation watermarks of their own; dataset inference's (``needs_victim_effect``), only
+   where the victim itself, judged by the same test, rejects at the level the tests run at: a
+   test that cannot see the victim's training set in the victim has no power against a copy,
+   and only adds a factor to Holm's correction. (Dataset inference once counted without
+   references on its analytic p; with the gate it cannot, since the victim and the suspect are
+   scored on the same images and the gate would select the suspect's analytic p too.)
 3. Holm's correction runs over every counted test of every victim checked in one run, at ``alpha``.
 4. ``stolen`` when rejections come from at least two families of evidence: no verdict rests on
    one kind of evidence that a careful thief could switch off. ``not_stolen`` only with evidence
@@ -64,10 +64,10 @@ DECISION_RULE = (
     "A test counts if it ran, its assumptions held and it is not a duplicate of another test's "
     f"evidence. With at least {MIN_REFERENCES} independent references its p-value is the larger "
     "of its analytic p and its reference-calibrated p (tests without an analytic null use the "
-    "calibrated p; tests whose only meaningful null is the references count only with them; "
+    "calibrated p; every test counts only with references; "
     f"the watermark tests count only with at least {MIN_ROTATION_AWARE} references that carry a "
-    "rotation watermark of their own; the dataset-inference tests only with references and "
-    "where the victim itself, as the suspect, rejects at alpha). "
+    "rotation watermark of their own; the dataset-inference tests only where the victim itself, "
+    "as the suspect, rejects at alpha). "
     "Holm's correction runs over every counted test of every victim at alpha. stolen: "
     "rejections from at least two families of evidence. not_stolen: no adjusted p below "
     f"{CLEAR}, the suspect's score typical of the references in every counted test (two-sided, "
@@ -167,11 +167,6 @@ def calibrate_decision(
             "rotation watermark of their own (other owners, `sleuth references --owners`), "
             "against which another owner's encoder is judged; plain encoders score too narrowly"
         )
-    elif info.needs_victim_effect and not calibrated:
-        d.why = (
-            f"not counted: needs at least {MIN_REFERENCES} independent references (its gate, the "
-            "victim's own p on the same images, would otherwise select the suspect's analytic p)"
-        )
     elif info.needs_victim_effect and not (victim_p is not None and victim_p <= alpha):
         gives = (
             "no p-value"
@@ -185,11 +180,8 @@ def calibrate_decision(
     elif calibrated:
         d.counted = True
         d.p_decision = d.p_reference if info.calibrated_only else max(result.p_value, d.p_reference)
-    elif info.needs_references:
-        d.why = f"not counted: needs at least {MIN_REFERENCES} independent references"
     else:
-        d.counted, d.p_decision = True, result.p_value
-        d.why = "no references: analytic null only"
+        d.why = f"not counted: needs at least {MIN_REFERENCES} independent references"
     if info.power and result.valid and result.n > 1 and math.isfinite(result.statistic):
         if info.proportion:  # standardised distance of the proportion from chance
             effect = result.effect / math.sqrt(max(result.score * (1 - result.score), 1e-12))
