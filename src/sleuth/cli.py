@@ -751,7 +751,7 @@ def verify(
         list[str] | None,
         typer.Option(
             "--reference",
-            help="Independently trained encoder (file or folder), or a zoo folder from `sleuth references` (all its members), to calibrate against; repeatable; at least 3 for most tests to count, 5 or more to clear a suspect.",
+            help="Independently trained encoder (file or folder), or a zoo folder from `sleuth references` (all its members), to calibrate against; repeatable; at least 3 for any test to count, 11 or more to clear a suspect (enough to see one 4 reference sds away as atypical).",
         ),
     ] = None,
     suspect_reps: Annotated[
