@@ -233,6 +233,11 @@ def adjust(decisions: list[Decision], alpha: float) -> None:
 def verdict(decisions: list[Decision]) -> tuple[str, str]:
     """The verdict for one victim from its (already adjusted) decisions, and why."""
     counted = [d for d in decisions if d.counted]
+    if not counted:
+        return "inconclusive", (
+            f"no test counted, so nothing accuses and nothing clears (with fewer than "
+            f"{MIN_REFERENCES} independent references none can; each test says why)"
+        )
     rejecting = sorted({d.result.family for d in counted if d.rejected})
     if len(rejecting) >= 2:
         return "stolen", f"independent evidence from {', '.join(rejecting)}"
