@@ -97,10 +97,10 @@ def pooled(tests: list[dict[str, Any]], own: dict[str, float]) -> list[Decision]
     decisions = decisions_of(tests, today=True, victim_p=own)
     readings = [d for d in decisions if d.result.name in WATERMARK and d.counted]
     floor = max((spread(d) for d in readings), default=0.0)
-    for d in readings:
-        trials = math.sqrt(0.25 / d.result.n)
+    for d in readings:  # decisions_of set each reading's trial floor
+        d.spread_floor = max(d.spread_floor, floor)
         _, d.p_reference = stats.calibrate(
-            d.result.score, d.reference_scores, d.result.direction, spread_floor=max(trials, floor)
+            d.result.score, d.reference_scores, d.result.direction, spread_floor=d.spread_floor
         )
         d.p_decision = max(d.result.p_value, d.p_reference)
     adjust(decisions, ALPHA)

@@ -25,7 +25,7 @@ from sleuth.fileio import atomic_write_text
 from sleuth.verify import stats
 from sleuth.verify.evidence import TEST_INFO
 from sleuth.verify.result import TestResult
-from sleuth.verify.verdict import Decision, adjust, verdict, verdict_p
+from sleuth.verify.verdict import Decision, adjust, trial_floor, verdict, verdict_p
 
 ALPHA = 0.01  # every suite's level
 COPY_GROUPS = ("steal", "evade")
@@ -64,8 +64,8 @@ def decisions_of(
             p_decision=t["p_decision"] if t["p_decision"] is not None else 1.0,
         )
         info = TEST_INFO.get(t["name"])
-        if info is not None and info.proportion and result.n > 0:  # as calibrate_decision floors
-            d.spread_floor = math.sqrt(0.25 / result.n)
+        if info is not None:
+            d.spread_floor = trial_floor(info, result.n)
         if today and info is not None and info.clears_only and d.counted:
             d.counted, d.guards, d.p_decision = False, True, 1.0
         own = (victim_p or {}).get(t["name"])

@@ -130,6 +130,12 @@ class Decision:
         }
 
 
+def trial_floor(info: TestInfo, n: int) -> float:
+    """The finest a test's score is measured: for a proportion of n trials, a coin-flipping
+    model's sd sqrt(0.25 / n); otherwise 0 (the references' spread alone)."""
+    return math.sqrt(0.25 / n) if info.proportion and n > 0 else 0.0
+
+
 def calibrate_decision(
     result: TestResult,
     reference_scores: list[float],
@@ -145,8 +151,7 @@ def calibrate_decision(
     d = Decision(result, reference_scores, victim_p=victim_p)
     k = len(reference_scores)
     if k:
-        # a proportion of n trials is measured no finer than a coin-flipping model's sd
-        d.spread_floor = math.sqrt(0.25 / result.n) if info.proportion and result.n > 0 else 0.0
+        d.spread_floor = trial_floor(info, result.n)
         d.p_empirical, d.p_reference = stats.calibrate(
             result.score, reference_scores, result.direction, spread_floor=d.spread_floor
         )
