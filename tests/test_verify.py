@@ -915,10 +915,12 @@ def test_hostile_challenge_keys_are_refused_whole(zoo, tmp_path, edit):
 
 
 def test_the_answer_cache_asks_each_reference_once_and_changes_nothing(zoo, tmp_path):
-    """With a cache, a second verification reads every reference's answers from it (keyed by
-    file and challenge digests) and gives the same tests to the last bit as no cache; another
-    challenge is not served from it."""
+    """With a cache, a second verification reads every reference's and the victim's answers
+    from it (keyed by file and challenge digests) and gives the same tests to the last bit as
+    no cache; another challenge is not served from it."""
     from dataclasses import replace
+
+    from sleuth.fileio import sha256_file
 
     refs, cache = _refs(zoo)[1:], tmp_path / "cache"
 
@@ -935,14 +937,22 @@ def test_the_answer_cache_asks_each_reference_once_and_changes_nothing(zoo, tmp_
     first, again, plain = run(cache=cache), run(cache=cache), run()
     assert first == again == plain
     kept = sorted(cache.glob("*.npy"))
-    assert len(kept) == len(refs)
-    original = kept[0].read_bytes()
-    np.save(kept[0], np.zeros_like(np.load(kept[0])))  # the cache is read, not recomputed:
+    assert len(kept) == len(refs) + 1  # the victim's answers too
+    victim = sha256_file(zoo / "victim" / "encoder.pt")
+    (victims,) = [k for k in kept if k.name.startswith(victim)]
+    ref = next(k for k in kept if k != victims)
+    original = ref.read_bytes()
+    np.save(ref, np.zeros_like(np.load(ref)))  # the cache is read, not recomputed:
     with pytest.raises(SleuthError, match="same representation"):
         run(cache=cache)
-    kept[0].write_bytes(original)
+    ref.write_bytes(original)
+    original = victims.read_bytes()  # the victim's too: its answers in reverse change the tests
+    np.save(victims, np.load(victims)[::-1])
+    assert run(cache=cache) != plain
+    victims.write_bytes(original)
+    assert run(cache=cache) == plain
     run(replace(SETTINGS, seed=SETTINGS.seed + 1), cache=cache)
-    assert len(list(cache.glob("*.npy"))) == 2 * len(refs)
+    assert len(list(cache.glob("*.npy"))) == 2 * (len(refs) + 1)
 
 
 class _CountingAPI:

@@ -856,7 +856,7 @@ def verify(
         Path | None,
         typer.Option(
             envvar="SLEUTH_CACHE",
-            help="Folder keeping the references' answers to each challenge (by the file's and the challenge's SHA-256), so that verifying many suspects against the same references asks them once; results are identical. Default: $SLEUTH_CACHE, else none.",
+            help="Folder keeping the references' and the victim's answers to each challenge (by the encoder file's and the challenge's SHA-256), so that verifying many suspects against the same references and victim asks them once; results are identical. Default: $SLEUTH_CACHE, else none.",
         ),
     ] = None,
     device: Annotated[

@@ -1,10 +1,10 @@
-"""Reference encoders' answers to a challenge, kept on disk between verifications.
+"""The references' and the victim's answers to a challenge, kept on disk between verifications.
 
-Verifying ten suspects against the same references and victim asks the references the same
-challenge ten times; their answers depend only on the reference file and the challenge's
-images, so they are stored under both digests (SHA-256 of the file's bytes, and of the images'
-bytes and shape) and read back instead of recomputed. A changed file or challenge has another
-digest, so a stale answer is never read.
+Verifying ten suspects against the same references and victim asks the references and the
+victim the same challenge ten times; their answers depend only on the encoder file and the
+challenge's images, so they are stored under both digests (SHA-256 of the file's bytes, and of
+the images' bytes and shape) and read back instead of recomputed. A changed file or challenge
+has another digest, so a stale answer is never read.
 """
 
 from __future__ import annotations

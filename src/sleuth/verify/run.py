@@ -237,8 +237,13 @@ def _comparable(suspect: Encoder | None, refs: list[Encoder]) -> list[int]:
 
 def owner_for(victim: Encoder, key: OwnerKey, images) -> Owner:
     """The victim's answers to a challenge's images, with its private heads."""
+    return owner_of(victim.represent(images).numpy(), key)
+
+
+def owner_of(reps: np.ndarray, key: OwnerKey) -> Owner:
+    """The victim's answers (``reps``, to a challenge's images), with its key's private heads."""
     return Owner(
-        reps=victim.represent(images).numpy(),
+        reps=reps,
         predictor=key.augmentation_predictor() if key.predictor is not None else None,
         head=key.projection_head(),
         n_classes=int(key.predictor["n_classes"]) if key.predictor is not None else 2,
@@ -404,8 +409,9 @@ def run_verify(
     """Verify a white-box (``suspect``), black-box (``suspect_reps``: answers to an exported
     challenge) or remote (``suspect_api``) suspect.
 
-    ``cache``: a folder keeping the references' answers to each challenge (``verify.cache``),
-    so that verifying many suspects against the same references asks them once. ``device``
+    ``cache``: a folder keeping the references' and the victims' answers to each challenge
+    (``verify.cache``), so that verifying many suspects against the same references and victim
+    asks them once. ``device``
     runs the models' forward passes (``auto``, ``cpu``, ``cuda``, ``cuda:N``); the statistics
     run on the CPU either way. A remote suspect is asked the challenge itself, round by round
     with a ``budget``; the answers it gave are written to ``answers_out`` (never-asked images as
@@ -476,7 +482,7 @@ def run_verify(
     all_decisions: list[Decision] = []
     for victim in victims:
         enc_file, key_file = _victim_files(victim)
-        victim_model, key = load_encoder(enc_file).to(dev), load_owner_key(key_file)
+        key = load_owner_key(key_file)
         say(f"challenge for {victim}")
         ch = build_challenge(key, settings)
         if key_record is not None:
@@ -489,8 +495,17 @@ def run_verify(
             suspect_out = RemoteAnswers(suspect_api, ch.images)
         else:
             suspect_out = read_answers(suspect_reps, len(ch.images))
-        owner = owner_for(victim_model, key, ch.images)
         asked_digest = images_digest(ch.images)
+        victim_digest = sha256_file(enc_file)
+        owner = owner_of(
+            answers.answers(
+                victim_digest,
+                asked_digest,
+                len(ch.images),
+                lambda f=enc_file, x=ch.images: load_encoder(f).to(dev).represent(x).numpy(),
+            ),
+            key,
+        )
         refs = [
             testable(
                 answers.answers(
@@ -523,7 +538,7 @@ def run_verify(
         reports.append(
             VictimReport(
                 victim,
-                sha256_file(enc_file),
+                victim_digest,
                 "",
                 "",
                 decisions,
