@@ -201,7 +201,7 @@ def verdict() -> list[str]:
 
 
 # one victim each, its own secret key
-KEYS = ("verdict", "verdict-key-b", "verdict-key-c", "verdict-key-d")
+KEYS = ("verdict", "verdict-key-b", "verdict-key-c", "verdict-key-d", "verdict-key-e")
 
 
 def noise_counted(r: dict) -> bool:
@@ -256,7 +256,7 @@ def verdict_keys() -> list[str]:
         "--results bench/results/NAME.json`; keys B and C were judged against one zoo built from "
         "key B's demo (`sleuth references --victim DIR/victim --n 17 --owners 3 --out runs/zoo`: "
         "its members are trained without the victim, so they serve every victim of the recipe), "
-        "keys A and D against zoos of their own. A cell: the verdict against the zoo and its margin (the "
+        "keys A, D and E against zoos of their own. A cell: the verdict against the zoo and its margin (the "
         "smallest α at which it would be `stolen`).",
         "",
         "| copy | " + " | ".join(labels.values()) + " | stolen under every key |",
@@ -436,6 +436,38 @@ def basis() -> list[str]:
             cells.append(
                 " / ".join(f"{z[t][name]:+.1f}" for t in tests) if name in z[tests[0]] else "–"
             )
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out
+
+
+def whitening() -> list[str]:
+    """The rotation-free tests at several whitening floors (bench/whitening.py): measured, the
+    floor unchanged."""
+    r = load("whitening")
+    if not r:
+        return ["*(not run yet: `python bench/whitening.py`)*"]
+    tests, floors = list(r["tests"]), [str(f) for f in r["floors"]]
+    first = r["tests"][tests[0]][floors[0]]
+    out = [
+        "### How far to whiten: weak copies at several floors (measured, not changed)",
+        "",
+        f"Machine: {machine_line(r['machine'])}. Command: `python bench/whitening.py` on the "
+        f"models of key E's verdict benchmark above, with four weaker copies stolen for it ({r['samples']} "
+        "samples). `aligned-cosine` / `cka` / `knn-overlap` scored with every variance floored at "
+        "the column's share of the largest (0.1 is the tests'; 1.0 is no whitening), each "
+        f"model in the {r['zoo']} zoo members' sds (positive: more like the victim than they "
+        "are); the first row is the largest any zoo member reaches against the other members.",
+        "",
+        "| model | " + " | ".join(f"floor {f}" for f in floors) + " |",
+        "| --- |" + " ---: |" * len(floors),
+        "| zoo, leave-one-out largest | "
+        + " | ".join(
+            " / ".join(f"{max(r['tests'][t][f]['zoo_loo_z']):+.1f}" for t in tests) for f in floors
+        )
+        + " |",
+    ]
+    for m in first["z"]:
+        cells = [" / ".join(f"{r['tests'][t][f]['z'][m]:+.1f}" for t in tests) for f in floors]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     return out
 
@@ -650,6 +682,23 @@ def serve() -> list[str]:
     return out
 
 
+def _ten_again() -> str:
+    """The ten-suspect case again since the cache keeps the victim's answers too."""
+    r = load("verify-floor-ten")
+    if not r:
+        return ""
+    ten = r["ten_suspects"]
+    return (
+        f" Since {r['created'][:10]} it keeps the victim's answers too; measured then "
+        f"(`python bench/verify_floor.py --ten-only --results "
+        f"bench/results/verify-floor-ten.json`, {machine_line(r['machine'])}, load average "
+        f"{r['load_average'][0][0]:.1f} before, {r['load_average'][1][0]:.1f} after): "
+        f"{ten['no cache']:.0f} s without `--cache`, {ten['cache']:.0f} s with it "
+        f"({ten['ratio']:.2f}×), what is left a suspect's pass, the statistics and the "
+        "process start."
+    )
+
+
 def verify_floor() -> list[str]:
     """Verification against one forward pass of every model (bench/verify_floor.py)."""
     r = load("verify-floor")
@@ -683,8 +732,8 @@ def verify_floor() -> list[str]:
         f"Process start (`sleuth --version`, best of 3): {r['process_start_s']:.2f} s. "
         f"{ten['suspects']} suspects against the same 5 references at 500 samples: "
         f"{ten['no cache']:.0f} s without `--cache`, {ten['cache']:.0f} s with it "
-        f"({ten['ratio']:.2f}×): the cache saves the 5 references' passes, not the victim's, "
-        "the suspect's or the process start.",
+        f"({ten['ratio']:.2f}×): the cache then kept the 5 references' passes, not the "
+        "victim's, the suspect's or the process start." + _ten_again(),
         "",
         "Each floor was measured just before its verification, with the models freshly "
         "loaded (a cold pass can be slower than the warm ones inside `run_verify`). "
@@ -1618,6 +1667,8 @@ def main() -> None:
         *off_distribution(),
         "",
         *basis(),
+        "",
+        *whitening(),
         "",
         *query_inference(),
         "",
