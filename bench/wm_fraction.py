@@ -8,9 +8,15 @@ step), for two secret offsets each with everything else fixed, steals three copi
 of 2,000 and 500 queries, StolenEncoder of 2,000) and reads the victims' and copies' accuracy
 on their victim's predictor on a 500-sample challenge, with the verdict against the zoo.
 
+`--study weight` asks the other question (issue 15): does a heavier watermark reach the weak
+copies that lack a second family, and what does it cost the victim? Victims at fraction 0.125
+with weight 1, 2 and 4, for the demo victim's key and one more key of six arcs, each with the
+linear-probe accuracy of the victim on `demo`, and copies of 500 queries (mse, InfoNCE,
+StolenEncoder) and StolenEncoder of 2,000.
+
 Needs the demo (`sleuth demo --out runs/demo`) and its zoo (`runs/zoo`, see bench/verdict.py).
 
-    python bench/wm_fraction.py [--out runs/wm-fraction]
+    python bench/wm_fraction.py [--study fraction|weight] [--out runs/wm-fraction]
         [--results bench/results/wm-fraction.json]
 """
 
@@ -20,7 +26,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sleuth.bench.runner import machine
@@ -30,24 +37,49 @@ from sleuth.embed.run import run_embed
 from sleuth.fileio import atomic_write_text
 from sleuth.models import load_encoder, load_owner_key
 from sleuth.models.zoo import zoo_members
-from sleuth.steal import run_steal
+from sleuth.probe import linear_probe
+from sleuth.steal import StealConfig, run_steal
 from sleuth.verify import ChallengeSettings, build_challenge
 from sleuth.verify.run import is_rotation_aware, owner_for
 
 sys.path.insert(0, str(Path(__file__).parent))
 from verdict import ATTACK, judge  # noqa: E402
 
-VARIANTS = {"fraction 0.125, weight 1": (0.125, 1.0), "fraction 0.04, weight 3": (0.04, 3.0)}
-COPIES = {
-    "mse-2000": ATTACK,
-    "mse-500": replace(ATTACK, queries=500),
-    "stolenencoder-2000": replace(ATTACK, method="stolenencoder"),
+OFFSET = 1234  # tenths of a degree: the fraction study's second victim's intervals (123.4°)
+ARCS_SEED = 11  # the weight study's second victim's key: six arcs drawn from this seed
+
+
+@dataclass(frozen=True)
+class Study:
+    variants: dict[str, tuple[float, float]]  # name: (wm_fraction, wm_weight)
+    copies: dict[str, StealConfig]
+    second_key: Callable[[], tuple[str, str]]  # (name, spec) of the second victim's key
+
+
+STUDIES = {
+    "fraction": Study(
+        {"fraction 0.125, weight 1": (0.125, 1.0), "fraction 0.04, weight 3": (0.04, 3.0)},
+        {
+            "mse-2000": ATTACK,
+            "mse-500": replace(ATTACK, queries=500),
+            "stolenencoder-2000": replace(ATTACK, method="stolenencoder"),
+        },
+        lambda: (f"turned {OFFSET / 10:g}°", RotationWatermark.turned(OFFSET).to_spec()),
+    ),
+    "weight": Study(
+        {f"weight {w:g}": (0.125, w) for w in (1.0, 2.0, 4.0)},
+        {
+            "mse-500": replace(ATTACK, queries=500),
+            "infonce-500": replace(ATTACK, loss="infonce", queries=500),
+            "stolenencoder-500": replace(ATTACK, method="stolenencoder", queries=500),
+            "stolenencoder-2000": replace(ATTACK, method="stolenencoder"),
+        },
+        lambda: (f"six arcs, seed {ARCS_SEED}", RotationWatermark.arcs(ARCS_SEED).to_spec()),
+    ),
 }
-OFFSET = 1234  # tenths of a degree: the second victim's intervals (123.4°)
 
 
-def folder(variant: str) -> str:
-    fraction, weight = VARIANTS[variant]
+def folder(fraction: float, weight: float) -> str:
     return f"f{fraction:g}-w{weight:g}"
 
 
@@ -56,38 +88,41 @@ def main() -> None:
     parser.add_argument("--demo", default="runs/demo")
     parser.add_argument("--zoo", default="runs/zoo")
     parser.add_argument("--out", default="runs/wm-fraction")
-    parser.add_argument("--results", default="bench/results/wm-fraction.json")
+    parser.add_argument("--study", choices=sorted(STUDIES), default="fraction")
+    parser.add_argument("--results", help="default: bench/results/wm-STUDY.json")
     args = parser.parse_args()
+    study = STUDIES[args.study]
+    results = args.results or f"bench/results/wm-{args.study}.json"
     start = time.perf_counter()
     demo_victim = Path(args.demo) / "victim"
     manifest = json.loads((demo_victim / "manifest.json").read_text())
     recipe = EmbedConfig.from_dict(manifest["details"]["config"])
     demo_key = load_owner_key(demo_victim / "owner-key.pt").watermark
-    keys = {
-        "demo victim's": RotationWatermark.from_list(demo_key["intervals"]).to_spec(),
-        f"turned {OFFSET / 10:g}°": RotationWatermark.turned(OFFSET).to_spec(),
-    }
+    keys = dict([("demo victim's", RotationWatermark.from_list(demo_key["intervals"]).to_spec())])
+    keys.update([study.second_key()])
     zoo = [str(p) for p in zoo_members(args.zoo)]
     aware = sum(is_rotation_aware(z) for z in zoo)
     rows = []
     for key_name, spec in keys.items():
-        for variant, (fraction, weight) in VARIANTS.items():
-            base = Path(args.out) / spec.replace(":", "_").replace(",", "-") / folder(variant)
+        for variant, (fraction, weight) in study.variants.items():
+            keyed = Path(args.out) / spec.replace(":", "_").replace(",", "-")
+            base = keyed / folder(fraction, weight)
             victim = base / "victim"
             if not (victim / "encoder.pt").exists():
                 cfg = replace(recipe, wm_intervals=spec, wm_fraction=fraction, wm_weight=weight)
                 run_embed(cfg, victim, force=True, device="cpu")
-            for name, attack in COPIES.items():
+            for name, attack in study.copies.items():
                 if not (base / name / "encoder.pt").exists():
                     run_steal(attack, str(victim), base / name, force=True, device="cpu")
             key = load_owner_key(victim / "owner-key.pt")
             ch = build_challenge(key, ChallengeSettings(samples=500))
             owner = owner_for(load_encoder(victim / "encoder.pt"), key, ch.images)
             refs = [load_encoder(Path(z) / "encoder.pt").represent(ch.images).numpy() for z in zoo]
-            for model in ("victim", *COPIES):
-                reps = load_encoder(base / model / "encoder.pt").represent(ch.images).numpy()
-                j = judge(owner, ch, reps, refs, aware)
+            for model in ("victim", *study.copies):
+                encoder = load_encoder(base / model / "encoder.pt")
+                j = judge(owner, ch, encoder.represent(ch.images).numpy(), refs, aware)
                 wm = j["tests"].get("watermark-matched", {})
+                raw = j["tests"].get("watermark-binomial", {})
                 rows.append(
                     {
                         "intervals": key_name,
@@ -99,16 +134,24 @@ def main() -> None:
                         "p_verdict": j["p_verdict"],
                     }
                 )
+                if args.study == "weight":
+                    rows[-1] |= {
+                        "watermark_binomial": raw.get("score"),
+                        "watermark_binomial_p_adjusted": raw.get("p_adjusted"),
+                        "rejected": [t for t, v in j["tests"].items() if v["rejected"]],
+                        "probe_accuracy": linear_probe(encoder, "demo").accuracy,
+                    }
                 print(json.dumps(rows[-1]), flush=True)
     result = {
-        "command": "python bench/wm_fraction.py",
+        "command": "python bench/wm_fraction.py"
+        + (f" --study {args.study}" if args.study != "fraction" else ""),
         "machine": machine(),
         "recipe": recipe.to_dict(),
         "zoo": len(zoo),
         "rows": rows,
         "seconds": time.perf_counter() - start,
     }
-    atomic_write_text(Path(args.results), json.dumps(result, indent=1) + "\n")
+    atomic_write_text(Path(results), json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
