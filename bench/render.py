@@ -24,6 +24,7 @@ from sleuth.bench.tables import (
     pct,
     rate,
     render,
+    sequential,
     transformed,
     verification,
 )
@@ -469,6 +470,44 @@ def whitening() -> list[str]:
     for m in first["z"]:
         cells = [" / ".join(f"{r['tests'][t][f]['z'][m]:+.1f}" for t in tests) for f in floors]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out
+
+
+def wm_weight() -> list[str]:
+    """Victims with a heavier watermark and their weak copies (bench/wm_fraction.py --study
+    weight): measured, the recipe's weight unchanged."""
+    r = load("wm-weight")
+    if not r:
+        return ["*(not run yet: `python bench/wm_fraction.py --study weight`)*"]
+    models = list(dict.fromkeys(row["model"] for row in r["rows"]))
+    cells = {(row["intervals"], row["variant"], row["model"]): row for row in r["rows"]}
+    runs = list(dict.fromkeys((row["intervals"], row["variant"]) for row in r["rows"]))
+    out = [
+        "### A heavier watermark for the weak copies? (measured, not changed)",
+        "",
+        f"Machine: {machine_line(r['machine'])}. Command: `{r['command']}`, "
+        f"{r['seconds'] / 60:.0f} minutes: victims of the demo recipe trained with the watermark's "
+        "loss weighted 1 (the recipe's), 2 and 4, everything else fixed, under two secret keys "
+        f"of six arcs, and copies of each; every model read on its victim's predictor and judged "
+        f"against the {r['zoo']} zoo members on a 500-sample challenge. A cell: "
+        "`watermark-binomial` / `watermark-matched` readings (the counted watermark tests), "
+        "the smaller of their adjusted p, and the verdict's margin; probe: the victim's "
+        "linear-probe accuracy on `demo`.",
+        "",
+        "| key | weight | victim probe % | " + " | ".join(models) + " |",
+        "| --- | --- | ---: |" + " --- |" * len(models),
+    ]
+    for key, variant in runs:
+        victim = cells[(key, variant, "victim")]
+        row = [key, variant.removeprefix("weight "), f"{100 * victim['probe_accuracy']:.1f}"]
+        for m in models:
+            c = cells[(key, variant, m)]
+            p = min(c["watermark_binomial_p_adjusted"], c["watermark_matched_p_adjusted"])
+            row.append(
+                f"{c['watermark_binomial']:.3f} / {c['watermark_matched']:.3f} ({p:.1e}); "
+                f"{c['verdict']} {c['p_verdict']:.1e}"
+            )
+        out.append("| " + " | ".join(row) + " |")
     return out
 
 
@@ -1235,29 +1274,6 @@ def previous_run(name: str) -> list[str]:
     today's rule, as ``bench/redecide.py`` does) beside this run's, with the families that
     rejected in each: what a retrained suite changed, where its models are not the same."""
     now, again = View(load(name)), View(load(f"{name}-rejudged"))
-    header = ["suspect", "of lead %", "before", "margin", "families", "now", "margin", "families"]
-    rows = []
-    own_before = redecide.victim_p_values(again.results)
-    own_now = redecide.victim_p_values(now.results)
-    for key in again.of_kind("verify"):
-        result = now.result(key)
-        if redecide.kind(key) != "copy" or result is None:
-            continue
-        before = redecide.decisions_of(again.result(key)["tests"], today=True, victim_p=own_before)
-        after = redecide.decisions_of(result["tests"], today=True, victim_p=own_now)
-        lead = now.lead(now.get(key.removeprefix("verify/"), "accuracy"))
-        rows.append(
-            [
-                _short(key),
-                "–" if lead is None else f"{100 * lead:.0f}",
-                decide(before)[0],
-                _margin(verdict_p(before)),
-                _families((d.result.family, d.counted and d.rejected) for d in before),
-                decide(after)[0],
-                _margin(verdict_p(after)),
-                _families((d.result.family, d.counted and d.rejected) for d in after),
-            ]
-        )
     shown = (
         f"The suite's run before this one ({again.results['created'][:10]}: its own models, the "
         "victim's key two half-turns) judged again at "
@@ -1270,7 +1286,73 @@ def previous_run(name: str) -> list[str]:
         "best Holm-adjusted p) and the families with a counted test under α. Of lead: this run's "
         "copy's share of the victim's lead over an untrained encoder of its architecture."
     )
-    return ["", "#### This run beside the run before", "", *md(header, rows, "lrlrllrl"), "", shown]
+    return ["", "#### This run beside the run before", "", *runs_beside(again, now), "", shown]
+
+
+def trained_again(name: str) -> list[str]:
+    """The suite trained anew under today's rule (bench/results/NAME-again.json): its verdicts,
+    its sequential table and each copy beside the run before (``NAME.json`` decided today)."""
+    r = load(f"{name}-again")
+    if not r:
+        return []
+    now, before = View(r), View(load(name))
+    keys = now.of_kind("verify")
+    copies = [k for k in keys if redecide.kind(k) == "copy"]
+    stolen = [k for k in copies if now.result(k)["verdict"] == "stolen"]
+    missed = []
+    for k in copies:
+        lead = now.lead(now.get(k.removeprefix("verify/"), "accuracy"))
+        if lead is not None and lead >= 0.9 and k not in stolen:
+            missed.append(f"{_short(k)} ({100 * lead:.0f} %)")
+    return [
+        "",
+        f"#### The suite trained anew under today's rule ({r['created'][:10]})",
+        "",
+        f"`{r['command']}` again from nothing on {machine_line(r['machine'])}, "
+        f"into bench/results/{name}-again.json: new models, a new secret key for the victim, "
+        f"today's decision rule. Copies `stolen`: {len(stolen)} of {len(copies)}; copies that "
+        "recover 90 % or more of the victim's lead and are not: "
+        + (", ".join(missed) or "none")
+        + ".",
+        "",
+        *verification(now),
+        "",
+        *sequential(now),
+        "",
+        "Each copy beside the same copy of the run above (2026-12-07), that run's recorded "
+        "evidence decided under today's rule:",
+        "",
+        *runs_beside(before, now),
+    ]
+
+
+def runs_beside(before: View, now: View) -> list[str]:
+    """Each copy of ``now`` beside the same copy of ``before``, both decided under today's rule
+    from their recorded evidence: verdict, margin and the families that rejected."""
+    header = ["suspect", "of lead %", "before", "margin", "families", "now", "margin", "families"]
+    rows = []
+    own_before = redecide.victim_p_values(before.results)
+    own_now = redecide.victim_p_values(now.results)
+    for key in before.of_kind("verify"):
+        result = now.result(key)
+        if redecide.kind(key) != "copy" or result is None:
+            continue
+        was = redecide.decisions_of(before.result(key)["tests"], today=True, victim_p=own_before)
+        after = redecide.decisions_of(result["tests"], today=True, victim_p=own_now)
+        lead = now.lead(now.get(key.removeprefix("verify/"), "accuracy"))
+        rows.append(
+            [
+                _short(key),
+                "–" if lead is None else f"{100 * lead:.0f}",
+                decide(was)[0],
+                _margin(verdict_p(was)),
+                _families((d.result.family, d.counted and d.rejected) for d in was),
+                decide(after)[0],
+                _margin(verdict_p(after)),
+                _families((d.result.family, d.counted and d.rejected) for d in after),
+            ]
+        )
+    return md(header, rows, "lrlrllrl")
 
 
 def _families(tests: Iterable[tuple[str, bool]]) -> str:
@@ -1631,7 +1713,7 @@ def suite_with_extras(name: str) -> list[str]:
     again = load(f"{name}-rejudged")
     retrained = again and again.get("created") != load(name).get("created")
     extras = (
-        previous_run(name) + redecided(f"{name}-redecided-arcs", name)
+        previous_run(name) + redecided(f"{name}-redecided-arcs", name) + trained_again(name)
         if retrained
         else rejudged(name) + redecided(f"{name}-redecided", f"{name}-rejudged")
     )
@@ -1669,6 +1751,8 @@ def main() -> None:
         *basis(),
         "",
         *whitening(),
+        "",
+        *wm_weight(),
         "",
         *query_inference(),
         "",
