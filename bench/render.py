@@ -734,7 +734,9 @@ def _ten_again() -> str:
         f"{r['load_average'][0][0]:.1f} before, {r['load_average'][1][0]:.1f} after): "
         f"{ten['no cache']:.0f} s without `--cache`, {ten['cache']:.0f} s with it "
         f"({ten['ratio']:.2f}×), what is left a suspect's pass, the statistics and the "
-        "process start."
+        "process start. That run shared the cores with a full-suite bench (the load average "
+        "above), so its ratio is not to be set beside the quiet run's; the victim's pass it "
+        "saves is one of the seven a suspect's verification makes without the cache."
     )
 
 
