@@ -28,6 +28,7 @@ from sleuth.bench.tables import (
     transformed,
     verification,
 )
+from sleuth.bench.tables import command as bench_command
 from sleuth.verify.verdict import DECISION_RULE, verdict_p
 from sleuth.verify.verdict import verdict as decide
 
@@ -1310,7 +1311,8 @@ def trained_again(name: str) -> list[str]:
         "",
         f"#### The suite trained anew under today's rule ({r['created'][:10]})",
         "",
-        f"`{r['command']}` again from nothing on {machine_line(r['machine'])}, "
+        f"`{bench_command(r, f'runs/bench-{name}')} --only verify` again from nothing on "
+        f"{machine_line(r['machine'])}, "
         f"into bench/results/{name}-again.json: new models, a new secret key for the victim, "
         f"today's decision rule. Copies `stolen`: {len(stolen)} of {len(copies)}; copies that "
         "recover 90 % or more of the victim's lead and are not: "
