@@ -72,7 +72,8 @@ def main() -> None:
     references = sorted(demo.glob("independent-*"))[:5]
     refs = [str(r) for r in references]
     if args.ten_only:
-        result = {"machine": machine("cpu"), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        result = {"machine": machine("cpu"), "created": created}
         result["ten_suspects"] = ten_suspects(demo, references, refs)
         result["load_average"] = [load_before, os.getloadavg()]
         atomic_write_text(Path(args.results), json.dumps(result, indent=2) + "\n")
