@@ -121,6 +121,20 @@ def inverted_queries(victim: Path, path: Path) -> StealConfig:
     return replace(ATTACK, data=f"npz:{path}", part="train", public_split=False)
 
 
+def steal_copies(demo: Path) -> None:
+    """Steal from the demo's victim every copy this benchmark judges that is not there yet."""
+    victim = demo / "victim"
+    for name, cfg in EXTRA_COPIES.items():
+        if not (demo / name / "encoder.pt").exists():
+            print(f"stealing {name}", flush=True)
+            run_steal(cfg, str(victim), demo / name, force=True)
+    if not (demo / INVERTED / "encoder.pt").exists():
+        print(f"stealing {INVERTED}", flush=True)
+        run_steal(
+            inverted_queries(victim, demo / "inverted-public.npz"), str(victim), demo / INVERTED
+        )
+
+
 def untrained(victim: Path, seed: int, out: Path) -> None:
     """An encoder of the victim's architecture as initialised from ``seed``, never trained (with
     the victim's own seed: the victim's initial weights, its ancestor but not its copy)."""
@@ -147,15 +161,7 @@ def main() -> None:
     start = time.perf_counter()
     demo = Path(args.demo)
     victim = demo / "victim"
-    for name, cfg in EXTRA_COPIES.items():
-        if not (demo / name / "encoder.pt").exists():
-            print(f"stealing {name}", flush=True)
-            run_steal(cfg, str(victim), demo / name, force=True)
-    if not (demo / INVERTED / "encoder.pt").exists():
-        print(f"stealing {INVERTED}", flush=True)
-        run_steal(
-            inverted_queries(victim, demo / "inverted-public.npz"), str(victim), demo / INVERTED
-        )
+    steal_copies(demo)
     for seed in (load_owner_key(victim / "owner-key.pt").seed, 12345):
         untrained(victim, seed, demo / f"untrained-seed{seed}")
     copies = sorted(p.name for p in demo.glob("stolen-*"))

@@ -35,7 +35,7 @@ from sleuth.verify import ChallengeSettings, build_challenge, stats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from basis import leave_one_out_z  # noqa: E402
-from verdict import ATTACK, EXTRA_COPIES, INVERTED, inverted_queries  # noqa: E402
+from verdict import ATTACK, steal_copies  # noqa: E402
 
 FLOORS = (0.01, 0.1, 0.3, 1.0)
 WEAK = {
@@ -69,14 +69,11 @@ def main() -> None:
     start = time.perf_counter()
     demo, weak = Path(args.demo), Path(args.weak)
     victim = demo / "victim"
-    wanted = {demo / n: c for n, c in EXTRA_COPIES.items()} | {weak / n: c for n, c in WEAK.items()}
-    for path, cfg in wanted.items():
-        if not (path / "encoder.pt").exists():
-            print(f"stealing {path.name}", file=sys.stderr, flush=True)
-            run_steal(cfg, str(victim), path, force=True)
-    if not (demo / INVERTED / "encoder.pt").exists():
-        cfg = inverted_queries(victim, demo / "inverted-public.npz")
-        run_steal(cfg, str(victim), demo / INVERTED)
+    steal_copies(demo)
+    for name, cfg in WEAK.items():
+        if not (weak / name / "encoder.pt").exists():
+            print(f"stealing {name}", flush=True)
+            run_steal(cfg, str(victim), weak / name, force=True)
     key = load_owner_key(victim / "owner-key.pt")
     ch = build_challenge(key, ChallengeSettings(samples=args.samples))
 
@@ -122,7 +119,7 @@ def main() -> None:
         print(f"  {'zoo, leave-one-out max':32s} " + " ".join(f"{max(z):7.1f}" for z in loo))
         for name in names:
             z = [by_floor[str(f)]["z"][name] for f in FLOORS]
-            print(f"  {name:32s} " + " ".join(f"{v:7.1f}" for v in z))
+            print(f"  {name:32s} " + " ".join(f"{x:7.1f}" for x in z))
 
 
 if __name__ == "__main__":
