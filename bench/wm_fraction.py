@@ -98,8 +98,11 @@ def main() -> None:
     manifest = json.loads((demo_victim / "manifest.json").read_text())
     recipe = EmbedConfig.from_dict(manifest["details"]["config"])
     demo_key = load_owner_key(demo_victim / "owner-key.pt").watermark
-    keys = dict([("demo victim's", RotationWatermark.from_list(demo_key["intervals"]).to_spec())])
-    keys.update([study.second_key()])
+    second, second_spec = study.second_key()
+    keys = {
+        "demo victim's": RotationWatermark.from_list(demo_key["intervals"]).to_spec(),
+        second: second_spec,
+    }
     zoo = [str(p) for p in zoo_members(args.zoo)]
     aware = sum(is_rotation_aware(z) for z in zoo)
     rows = []
