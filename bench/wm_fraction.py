@@ -26,7 +26,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,7 +52,7 @@ ARCS_SEED = 11  # the weight study's second victim's key: six arcs drawn from th
 class Study:
     variants: dict[str, tuple[float, float]]  # name: (wm_fraction, wm_weight)
     copies: dict[str, StealConfig]
-    second_key: Callable[[], tuple[str, str]]  # (name, spec) of the second victim's key
+    second_key: tuple[str, str]  # (name, spec) of the second victim's key
 
 
 STUDIES = {
@@ -64,7 +63,7 @@ STUDIES = {
             "mse-500": replace(ATTACK, queries=500),
             "stolenencoder-2000": replace(ATTACK, method="stolenencoder"),
         },
-        lambda: (f"turned {OFFSET / 10:g}°", RotationWatermark.turned(OFFSET).to_spec()),
+        (f"turned {OFFSET / 10:g}°", RotationWatermark.turned(OFFSET).to_spec()),
     ),
     "weight": Study(
         {f"weight {w:g}": (0.125, w) for w in (1.0, 2.0, 4.0)},
@@ -74,7 +73,7 @@ STUDIES = {
             "stolenencoder-500": replace(ATTACK, method="stolenencoder", queries=500),
             "stolenencoder-2000": replace(ATTACK, method="stolenencoder"),
         },
-        lambda: (f"six arcs, seed {ARCS_SEED}", RotationWatermark.arcs(ARCS_SEED).to_spec()),
+        (f"six arcs, seed {ARCS_SEED}", RotationWatermark.arcs(ARCS_SEED).to_spec()),
     ),
 }
 
@@ -98,7 +97,7 @@ def main() -> None:
     manifest = json.loads((demo_victim / "manifest.json").read_text())
     recipe = EmbedConfig.from_dict(manifest["details"]["config"])
     demo_key = load_owner_key(demo_victim / "owner-key.pt").watermark
-    second, second_spec = study.second_key()
+    second, second_spec = study.second_key
     keys = {
         "demo victim's": RotationWatermark.from_list(demo_key["intervals"]).to_spec(),
         second: second_spec,

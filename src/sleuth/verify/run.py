@@ -411,12 +411,12 @@ def run_verify(
 
     ``cache``: a folder keeping the references' and the victims' answers to each challenge
     (``verify.cache``), so that verifying many suspects against the same references and victim
-    asks them once. ``device``
-    runs the models' forward passes (``auto``, ``cpu``, ``cuda``, ``cuda:N``); the statistics
-    run on the CPU either way. A remote suspect is asked the challenge itself, round by round
-    with a ``budget``; the answers it gave are written to ``answers_out`` (never-asked images as
-    NaN rows) with the challenge key beside it, and the result is recorded as the black-box
-    verification of that file, which ``sleuth report rerun`` replays without the API."""
+    asks them once. ``device`` runs the models' forward passes (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``); the statistics run on the CPU either way. A remote suspect is asked the
+    challenge itself, round by round with a ``budget``; the answers it gave are written to
+    ``answers_out`` (never-asked images as NaN rows) with the challenge key beside it, and the
+    result is recorded as the black-box verification of that file, which ``sleuth report
+    rerun`` replays without the API."""
     start = time.perf_counter()
     settings = settings or ChallengeSettings()
     inputs = {
